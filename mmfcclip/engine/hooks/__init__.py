@@ -1,0 +1,1 @@
+from .open_vocab_hook import *  # noqa: F401,F403
