@@ -1,1 +1,2 @@
-__all__ = []
+from .functional import *  # noqa: F401,F403
+from .metrics import *  # noqa: F401,F403

@@ -1,1 +1,3 @@
-__all__ = []
+from .loading import OVLoadPanopticAnnotations
+
+__all__ = ['OVLoadPanopticAnnotations']

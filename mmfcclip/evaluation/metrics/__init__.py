@@ -1,1 +1,3 @@
+from .ov_coco_panoptic_metric import OVCocoPanopticMetric
 
+__all__ = ['OVCocoPanopticMetric']

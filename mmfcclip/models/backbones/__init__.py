@@ -1,1 +1,3 @@
+from .openclip_backbone import OpenCLIPBackbone
 
+__all__ = ['OpenCLIPBackbone']

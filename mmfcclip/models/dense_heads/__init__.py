@@ -1,1 +1,3 @@
+from .fcclip_head import FCCLIPHead
 
+__all__ = ['FCCLIPHead']

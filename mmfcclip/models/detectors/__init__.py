@@ -1,1 +1,3 @@
+from .fcclip import FCCLIP
 
+__all__ = ['FCCLIP']

@@ -1,1 +1,3 @@
+from .fcclip_fusion_head import FCCLIPFusionHead
 
+__all__ = ['FCCLIPFusionHead']

@@ -1,0 +1,282 @@
+"""A ``weights_only`` local checkpoint loader that understands mmengine.
+
+Why this exists: since torch 2.6, ``torch.load`` defaults to
+``weights_only=True``. mmengine 0.10.7's local loader calls ``torch.load``
+without that argument, yet the checkpoints a mmengine ``Runner`` writes hold
+more than tensors: the ``MessageHub`` state pickles
+:class:`~mmengine.logging.HistoryBuffer` objects (numpy arrays inside, plus
+the class-level statistics methods, which protocol 2 pickles as
+``getattr(HistoryBuffer, 'mean')``), and numpy scalars such as the ETA. So
+``--resume`` and ``load_from`` fail on a modern torch with ``Unsupported
+global: ... HistoryBuffer``.
+
+Turning ``weights_only`` off would let any checkpoint run arbitrary code when
+it is loaded. Instead, :func:`load_from_local_safe` keeps ``weights_only=True``
+and allow-lists, for the duration of the load only, exactly the types such a
+checkpoint needs (see :data:`MMENGINE_SAFE_GLOBALS`). ``builtins.getattr`` is
+never allowed as such: the name is bound to :func:`_history_buffer_getattr`,
+which only hands out HistoryBuffer's own statistics methods. Anything else is
+refused with :class:`UntrustedCheckpointError`, which names the offending
+globals; set ``MMFCCLIP_TRUSTED_CHECKPOINTS=1`` to load a file you trust with
+``weights_only=False``.
+
+The loader replaces mmengine's ``''`` (local path) scheme of
+:class:`~mmengine.runner.CheckpointLoader` when ``mmfcclip`` is imported
+(e.g. through ``custom_imports=dict(imports=['mmfcclip'])``), which is what
+``Runner.resume`` and ``Runner.load_checkpoint`` use for local files.
+"""
+import contextlib
+import os
+import os.path as osp
+import pickle
+from typing import Any, Callable, Iterator, List, Optional, Set, Tuple, Union
+
+import numpy as np
+import torch
+from mmengine.logging import HistoryBuffer, print_log
+from mmengine.runner import CheckpointLoader
+from mmengine.utils import digit_version
+
+__all__ = [
+    'TRUSTED_CHECKPOINTS_ENV', 'MMENGINE_SAFE_GLOBALS',
+    'UntrustedCheckpointError', 'is_trusted_load_enabled',
+    'load_from_local_safe'
+]
+
+#: Environment variable that opts in to ``weights_only=False`` loading.
+TRUSTED_CHECKPOINTS_ENV = 'MMFCCLIP_TRUSTED_CHECKPOINTS'
+_TRUE_VALUES = ('1', 'true', 'yes', 'y', 'on')
+
+# torch < 2.6 still defaults to ``weights_only=False`` and may lack
+# ``torch.serialization.safe_globals`` / the ``(obj, name)`` form, so there
+# the loader keeps mmengine's original behaviour.
+_TORCH_WEIGHTS_ONLY_DEFAULT = (
+    digit_version(torch.__version__) >= digit_version('2.6.0'))
+
+# The statistics methods HistoryBuffer registers on itself
+# (``HistoryBuffer._set_default_statistics``) and pickles with every buffer.
+_HISTORY_BUFFER_METHODS = frozenset(('min', 'max', 'current', 'mean'))
+
+SafeGlobal = Union[Callable, Tuple[Callable, str]]
+
+
+class UntrustedCheckpointError(pickle.UnpicklingError):
+    """Raised when a checkpoint needs more than the mmengine safe globals."""
+
+
+def _history_buffer_getattr(obj: Any, name: str) -> Callable:
+    """Stand-in for ``builtins.getattr`` while unpickling.
+
+    Protocol-2 pickles refer to a method such as ``HistoryBuffer.mean`` as
+    ``getattr(HistoryBuffer, 'mean')``. Allowing the real ``getattr`` would
+    let a pickle reach any attribute of any allowed object (e.g. a
+    function's ``__globals__``), so only this exact lookup is served.
+
+    Args:
+        obj (Any): The object the pickle wants an attribute of.
+        name (str): The attribute name.
+
+    Returns:
+        Callable: The HistoryBuffer statistics method.
+
+    Raises:
+        pickle.UnpicklingError: For any other lookup.
+    """
+    if obj is HistoryBuffer and name in _HISTORY_BUFFER_METHODS:
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(
+        f'builtins.getattr({_describe(obj)}, {name!r}) is not allowed: only '
+        f'getattr(HistoryBuffer, name) for name in '
+        f'{sorted(_HISTORY_BUFFER_METHODS)} is.')
+
+
+def _describe(obj: Any) -> str:
+    """A short, side-effect-free description of ``obj`` for messages."""
+    if isinstance(obj, type) or callable(obj):
+        module = getattr(obj, '__module__', None) or '?'
+        qualname = getattr(obj, '__qualname__', None) or type(obj).__name__
+        return f'{module}.{qualname}'
+    return f'<{type(obj).__module__}.{type(obj).__qualname__} object>'
+
+
+def _numpy_multiarray_globals() -> List[Tuple[Callable, str]]:
+    """``_reconstruct`` and ``scalar`` under both numpy module names.
+
+    numpy 2 pickles them from ``numpy._core.multiarray``; checkpoints written
+    with numpy 1.x name ``numpy.core.multiarray``. Both names are bound to
+    the same (installed) functions.
+    """
+    try:
+        from numpy._core import multiarray
+    except ImportError:  # numpy < 2
+        from numpy.core import multiarray
+    pairs = []
+    for func_name in ('_reconstruct', 'scalar'):
+        func = getattr(multiarray, func_name)
+        for module in ('numpy._core.multiarray', 'numpy.core.multiarray'):
+            pairs.append((func, f'{module}.{func_name}'))
+    return pairs
+
+
+def _numpy_dtype_classes() -> List[type]:
+    """The concrete dtype classes of numpy's bool and numeric dtypes.
+
+    Unpickling a dtype calls ``numpy.dtype(...)`` and then BUILDs the result,
+    whose type is e.g. ``numpy.dtypes.Float64DType``; torch only BUILDs
+    allow-listed types. Object, string, void and datetime dtypes are left
+    out because mmengine never writes them.
+    """
+    codes = '?' + np.typecodes['AllInteger'] + np.typecodes['AllFloat']
+    classes = []
+    for code in codes:
+        cls = type(np.dtype(code))
+        if cls not in classes:
+            classes.append(cls)
+    return classes
+
+
+def _build_safe_globals() -> List[SafeGlobal]:
+    """Everything a mmengine Runner checkpoint needs beyond torch's defaults.
+
+    Returns:
+        list: Objects (registered under ``module.qualname``) and
+        ``(object, name)`` pairs, as ``torch.serialization.safe_globals``
+        takes them.
+    """
+    return [
+        HistoryBuffer,
+        # ndarray reconstruction: ``_reconstruct(ndarray, shape, b'b')`` then
+        # ``ndarray.__setstate__`` with a dtype and raw bytes.
+        np.ndarray,
+        np.dtype,
+        *_numpy_dtype_classes(),
+        *_numpy_multiarray_globals(),
+        (_history_buffer_getattr, 'builtins.getattr'),
+    ]
+
+
+#: The extra globals allowed while loading (see :func:`_build_safe_globals`).
+MMENGINE_SAFE_GLOBALS: List[SafeGlobal] = _build_safe_globals()
+
+
+def _global_name(item: SafeGlobal) -> str:
+    """The ``module.name`` under which ``item`` is allowed."""
+    if isinstance(item, tuple):
+        return item[1]
+    return f'{item.__module__}.{item.__qualname__}'
+
+
+_SAFE_GLOBAL_NAMES = frozenset(_global_name(g) for g in MMENGINE_SAFE_GLOBALS)
+
+
+@contextlib.contextmanager
+def _mmengine_safe_globals() -> Iterator[None]:
+    """Allow :data:`MMENGINE_SAFE_GLOBALS` for the duration of one load.
+
+    Only the entries the user has not already allowed are added, so leaving
+    the context never removes a user's own ``add_safe_globals`` entries.
+    """
+    present = set(torch.serialization.get_safe_globals())
+    to_add = [g for g in MMENGINE_SAFE_GLOBALS if g not in present]
+    with torch.serialization.safe_globals(to_add):
+        yield
+
+
+def is_trusted_load_enabled() -> bool:
+    """Whether ``MMFCCLIP_TRUSTED_CHECKPOINTS`` opts in to full unpickling."""
+    value = os.environ.get(TRUSTED_CHECKPOINTS_ENV, '')
+    return value.strip().lower() in _TRUE_VALUES
+
+
+def _offending_globals(filename: str) -> Set[str]:
+    """Globals in ``filename`` that neither torch nor mmfcclip allow.
+
+    Best effort: legacy (non-zip) files and pickles using opcodes torch's
+    scanner does not know give an empty set.
+    """
+    try:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(filename)
+    except Exception:  # the error message still carries torch's reason
+        return set()
+    return set(names) - _SAFE_GLOBAL_NAMES
+
+
+def _refusal(filename: str, error: pickle.UnpicklingError) -> str:
+    """Builds the message of :class:`UntrustedCheckpointError`."""
+    # torch re-raises with a long generic text ``from None``; the concise
+    # reason is the original exception, kept as ``__context__``.
+    cause = error.__context__ if isinstance(
+        error.__context__, pickle.UnpicklingError) else error
+    # Drop torch's advice to allow-list the global: that is the user's call
+    # to make for a trusted file, and the opt-in below covers it.
+    reason = str(cause).split(' Please use `torch.serialization')[0]
+    reason = reason.strip().rstrip('.')
+    offending = sorted(_offending_globals(filename))
+    what = (f'the type(s)/function(s) {", ".join(offending)}'
+            if offending else 'objects outside the allowed set')
+    return (f'Refusing to load checkpoint {filename!r}: it contains {what}, '
+            'which mmfcclip does not unpickle by default because unpickling '
+            'them can execute arbitrary code. Only tensors, containers, '
+            'numpy arrays/scalars of numeric dtypes and '
+            'mmengine.logging.HistoryBuffer (what a mmengine Runner saves) '
+            f'are allowed. Reason: {reason}. If, and only if, you trust this '
+            f'file, load it with `{TRUSTED_CHECKPOINTS_ENV}=1` in the '
+            'environment (this uses torch.load(weights_only=False)).')
+
+
+@CheckpointLoader.register_scheme(prefixes='', force=True)
+def load_from_local_safe(filename: str,
+                         map_location: Optional[Union[str, Callable,
+                                                      torch.device,
+                                                      dict]] = None) -> Any:
+    """Load a local checkpoint, allowing only what mmengine itself saves.
+
+    Registered as :class:`~mmengine.runner.CheckpointLoader`'s local-path
+    scheme (``''``), replacing mmengine's ``load_from_local``, so it serves
+    ``Runner.resume``, ``load_from`` and ``mmengine.runner.load_checkpoint``.
+
+    With torch >= 2.6 the file is read with ``torch.load(weights_only=True)``
+    plus, during this call only, :data:`MMENGINE_SAFE_GLOBALS`:
+    ``HistoryBuffer``, ``numpy.ndarray``, ``numpy.dtype`` and its bool and
+    numeric dtype classes, numpy's ``_reconstruct`` / ``scalar`` (under both
+    the numpy 1 and numpy 2 module names), and a ``builtins.getattr`` that
+    only returns HistoryBuffer's ``min`` / ``max`` / ``current`` / ``mean``.
+    A checkpoint needing anything else raises
+    :class:`UntrustedCheckpointError`.
+
+    Set the environment variable ``MMFCCLIP_TRUSTED_CHECKPOINTS=1`` to load a
+    trusted file with ``weights_only=False`` (full pickle: never do this for
+    files from untrusted sources). With torch < 2.6 the behaviour is
+    mmengine's (torch's default there).
+
+    Args:
+        filename (str): Local checkpoint path (``~`` is expanded).
+        map_location (str | Callable | torch.device | dict, optional): Same
+            as :func:`torch.load`. Defaults to None.
+
+    Returns:
+        Any: The loaded checkpoint, usually a dict.
+
+    Raises:
+        FileNotFoundError: If ``filename`` does not exist.
+        UntrustedCheckpointError: If the checkpoint needs globals outside
+            the allowed set and the opt-in is not set.
+    """
+    filename = osp.expanduser(filename)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'{filename} can not be found.')
+    if not _TORCH_WEIGHTS_ONLY_DEFAULT:
+        return torch.load(filename, map_location=map_location)
+    if is_trusted_load_enabled():
+        print_log(
+            f'{TRUSTED_CHECKPOINTS_ENV} is set: loading {filename} with '
+            'weights_only=False (full unpickling, trusted files only).',
+            logger='current')
+        return torch.load(
+            filename, map_location=map_location, weights_only=False)
+    try:
+        with _mmengine_safe_globals():
+            return torch.load(
+                filename, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise UntrustedCheckpointError(_refusal(filename, error)) from error

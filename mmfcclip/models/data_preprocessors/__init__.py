@@ -1,0 +1,3 @@
+from .fcclip_data_preprocessor import FCCLIPDataPreprocessor
+
+__all__ = ['FCCLIPDataPreprocessor']

@@ -1,0 +1,336 @@
+import copy
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from mmdet.models.detectors import Mask2Former
+from mmdet.models.detectors.single_stage import SingleStageDetector
+from mmdet.registry import DATASETS, MODELS
+from mmdet.structures import SampleList
+from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
+from torch import Tensor
+
+from ..layers import TextClassifier
+from ..utils import OpenVocabulary, get_classification_logits
+from ..utils.vocabulary import PromptNames
+
+VocabSpec = Union[None, str, Mapping, OpenVocabulary]
+
+
+@MODELS.register_module()
+class FCCLIP(Mask2Former):
+    """FC-CLIP: open-vocabulary panoptic, instance and semantic segmentation
+    with a single frozen convolutional CLIP.
+
+    See `Convolutions Die Hard: Open-Vocabulary Segmentation with Single
+    Frozen Convolutional CLIP <https://arxiv.org/abs/2308.02487>`_.
+
+    One frozen CLIP pass gives both the multi-scale features of the
+    Mask2Former-style decoder and, at test time, the dense features that are
+    mask-pooled and classified by CLIP itself ("out-of-vocabulary"); the two
+    classifiers are merged by :class:`OpenVocabEnsemble`.
+
+    Vocabularies: the training vocabulary (``train_vocabulary``, or the
+    training dataset's metainfo through :class:`OpenVocabHook`) defines the
+    training targets and which test classes count as seen. The test
+    vocabulary is set from the evaluated dataset's metainfo
+    (:meth:`set_test_vocabulary`, the ``dataset_meta`` setter, or the hook)
+    and can be overridden per batch by ``text``/``stuff_text`` in the data
+    samples' metainfo. Precedence: sample text > test vocabulary > training
+    vocabulary. Text classifiers are cached per vocabulary and never saved
+    in checkpoints.
+
+    Args:
+        backbone (dict): A frozen CLIP, e.g. ``OpenCLIPBackbone``.
+        panoptic_head (dict): ``FCCLIPHead`` config; ``in_channels`` and
+            ``embed_dims`` default to the backbone's.
+        panoptic_fusion_head (dict): ``FCCLIPFusionHead`` config.
+        text_classifier (dict): ``OVTextClassifier`` config; ``embed_dims``
+            defaults to the backbone's.
+        ensemble (dict): ``OpenVocabEnsemble`` config.
+        train_vocabulary (str | dict | None): The training vocabulary: a
+            dataset type registered in mmdet (its ``METAINFO`` is used, e.g.
+            ``'CocoPanopticDataset'``), or a metainfo-like dict with
+            ``classes`` and/or ``thing_classes``/``stuff_classes``. None: set
+            by :class:`OpenVocabHook` from the training dataset.
+        prompt_names (str | dict | None): Class name -> comma-separated
+            synonyms map, or a file in the official FC-CLIP format.
+        train_cfg, test_cfg, data_preprocessor, init_cfg: As in
+            :class:`mmdet.models.detectors.Mask2Former`.
+    """
+
+    def __init__(self,
+                 backbone: ConfigType,
+                 panoptic_head: ConfigType,
+                 panoptic_fusion_head: ConfigType,
+                 text_classifier: ConfigType = dict(type='OVTextClassifier'),
+                 ensemble: ConfigType = dict(type='OpenVocabEnsemble'),
+                 train_vocabulary: VocabSpec = None,
+                 prompt_names: PromptNames = None,
+                 train_cfg: OptConfigType = None,
+                 test_cfg: OptConfigType = None,
+                 data_preprocessor: OptConfigType = None,
+                 init_cfg: OptMultiConfig = None) -> None:
+        # Mask2Former's constructor, with the CLIP's channels and embedding
+        # width passed on to the head and the text classifier.
+        super(SingleStageDetector, self).__init__(
+            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.backbone = MODELS.build(backbone)
+        clip_channels = list(self.backbone.out_channels)
+        embed_dims = self.backbone.embed_dims
+
+        panoptic_head = copy.deepcopy(panoptic_head)
+        given = panoptic_head.get('in_channels')
+        if given is not None and list(given) != clip_channels:
+            raise ValueError(
+                f'panoptic_head.in_channels={list(given)} does not match the '
+                f'CLIP backbone stages {clip_channels}; remove it from the '
+                f'config (it defaults to the backbone) or fix it.')
+        given = panoptic_head.get('embed_dims')
+        if given is not None and given != embed_dims:
+            raise ValueError(
+                f'panoptic_head.embed_dims={given} does not match the CLIP '
+                f'embedding width {embed_dims}.')
+        panoptic_head.update(
+            in_channels=clip_channels,
+            embed_dims=embed_dims,
+            train_cfg=train_cfg,
+            test_cfg=test_cfg)
+        self.panoptic_head = MODELS.build(panoptic_head)
+        panoptic_fusion_head = copy.deepcopy(panoptic_fusion_head)
+        panoptic_fusion_head.update(test_cfg=test_cfg)
+        self.panoptic_fusion_head = MODELS.build(panoptic_fusion_head)
+        text_classifier = copy.deepcopy(text_classifier)
+        text_classifier.setdefault('embed_dims', embed_dims)
+        self.text_classifier = MODELS.build(text_classifier)
+        self.ensemble = MODELS.build(ensemble)
+
+        self.num_things_classes = self.panoptic_head.num_things_classes
+        self.num_stuff_classes = self.panoptic_head.num_stuff_classes
+        self.num_classes = self.panoptic_head.num_classes
+        self.train_cfg = train_cfg
+        self.test_cfg = test_cfg
+
+        self.prompt_names = prompt_names
+        self.train_vocab: Optional[OpenVocabulary] = None
+        self.test_vocab: Optional[OpenVocabulary] = None
+        self._seen_cache: Dict[OpenVocabulary, Tensor] = {}
+        if train_vocabulary is not None:
+            self.set_train_vocabulary(train_vocabulary)
+
+    # ------------------------------------------------------------------
+    # vocabularies
+    def _to_vocab(self, spec: VocabSpec, source: str,
+                  default_role: str = 'stuff') -> OpenVocabulary:
+        if isinstance(spec, OpenVocabulary):
+            return spec
+        if isinstance(spec, str):
+            dataset_cls = DATASETS.get(spec)
+            if dataset_cls is None or not hasattr(dataset_cls, 'METAINFO'):
+                raise ValueError(
+                    f'{source}: {spec!r} is not a dataset type registered in '
+                    f'mmdet with a METAINFO; give a dict with "classes" or '
+                    f'"thing_classes"/"stuff_classes" instead.')
+            spec = dataset_cls.METAINFO
+        if not isinstance(spec, Mapping):
+            raise TypeError(f'{source}: expected a dataset type name, a '
+                            f'metainfo dict or an OpenVocabulary, got '
+                            f'{type(spec).__name__}.')
+        return OpenVocabulary.from_metainfo(
+            spec, self.prompt_names, default_role=default_role, source=source)
+
+    def set_train_vocabulary(self, spec: VocabSpec) -> None:
+        """Set the training vocabulary and check it against the head.
+
+        The head's ``num_things_classes``/``num_stuff_classes`` and the
+        length of ``loss_cls.class_weight`` are fixed by the config; a
+        vocabulary that disagrees fails here instead of training on wrong
+        targets.
+        """
+        vocab = self._to_vocab(spec, 'train_vocabulary')
+        head = self.panoptic_head
+        if (vocab.num_things, vocab.num_stuff) != (head.num_things_classes,
+                                                   head.num_stuff_classes):
+            raise ValueError(
+                f'The training vocabulary has {vocab.num_things} thing + '
+                f'{vocab.num_stuff} stuff classes, but panoptic_head is '
+                f'configured with num_things_classes='
+                f'{head.num_things_classes}, num_stuff_classes='
+                f'{head.num_stuff_classes}.')
+        class_weight = getattr(head, 'class_weight', None)
+        if class_weight is not None and \
+                len(class_weight) != vocab.num_classes + 1:
+            raise ValueError(
+                f'panoptic_head.loss_cls.class_weight has '
+                f'{len(class_weight)} entries; the training vocabulary needs '
+                f'{vocab.num_classes} classes + 1 void = '
+                f'{vocab.num_classes + 1}.')
+        self.train_vocab = vocab
+
+    def set_test_vocabulary(self,
+                            spec: VocabSpec,
+                            default_role: Optional[str] = None) -> None:
+        """Set the vocabulary used by :meth:`predict`.
+
+        Args:
+            spec: A dataset metainfo dict (``classes`` and/or
+                ``thing_classes``/``stuff_classes``), a registered dataset
+                type name, an :class:`OpenVocabulary`, or None to fall back
+                to the training vocabulary.
+            default_role (str, optional): Role of the classes when the
+                metainfo has no thing/stuff split: ``'thing'`` for
+                instance-only evaluation, else ``'stuff'``. Defaults to
+                ``'thing'`` when only instance inference is on.
+        """
+        if spec is None:
+            self.test_vocab = None
+            return
+        if default_role is None:
+            cfg = self.test_cfg or {}
+            instance_only = cfg.get('instance_on', False) and not (
+                cfg.get('panoptic_on', True) or cfg.get('semantic_on', False))
+            default_role = 'thing' if instance_only else 'stuff'
+        self.test_vocab = self._to_vocab(spec, 'test vocabulary',
+                                         default_role)
+
+    @property
+    def dataset_meta(self) -> Optional[dict]:
+        vocab = self.test_vocab or self.train_vocab
+        if vocab is None:
+            return None
+        return dict(
+            classes=vocab.classes,
+            thing_classes=vocab.thing_classes,
+            stuff_classes=vocab.stuff_classes)
+
+    @dataset_meta.setter
+    def dataset_meta(self, meta: Optional[dict]) -> None:
+        # mmdet's init_detector / DetInferencer assign the checkpoint's (or
+        # the dataset's) metainfo here: make it the test vocabulary.
+        if meta:
+            self.set_test_vocabulary(meta)
+
+    def _sample_vocab(self, data_samples: SampleList) -> Optional[OpenVocabulary]:
+        """A ``text``/``stuff_text`` override carried by the samples."""
+        if not data_samples or 'text' not in data_samples[0]:
+            return None
+        specs = {(self._as_names(s.get('text')),
+                  self._as_names(s.get('stuff_text')))
+                 for s in data_samples}
+        if len(specs) > 1:
+            raise ValueError('All samples of a batch must share one text '
+                             'vocabulary (text/stuff_text).')
+        things, stuff = specs.pop()
+        return OpenVocabulary.build(things, stuff, self.prompt_names)
+
+    @staticmethod
+    def _as_names(text) -> Tuple[str, ...]:
+        if text is None:
+            return ()
+        if isinstance(text, str):
+            # mmdet's caption convention: 'cat . dog . tree'
+            return tuple(t.strip() for t in text.split(' . ') if t.strip())
+        return tuple(text)
+
+    def _active_vocab(self, data_samples: SampleList) -> OpenVocabulary:
+        if self.training:
+            vocab = self.train_vocab
+        else:
+            vocab = (self._sample_vocab(data_samples) or self.test_vocab
+                     or self.train_vocab)
+        if vocab is None:
+            raise RuntimeError(
+                'FCCLIP has no vocabulary: set model.train_vocabulary in the '
+                'config, add OpenVocabHook to custom_hooks, or call '
+                'set_test_vocabulary() / assign dataset_meta.')
+        return vocab
+
+    def seen_mask(self, vocab: OpenVocabulary) -> Tensor:
+        """Classes of ``vocab`` seen in training (reference 7.2)."""
+        if vocab not in self._seen_cache:
+            if self.train_vocab is None:
+                raise RuntimeError(
+                    'The training vocabulary is unknown, so seen/unseen '
+                    'classes cannot be told apart: set '
+                    'model.train_vocabulary.')
+            self._seen_cache[vocab] = vocab.seen_mask(self.train_vocab)
+        return self._seen_cache[vocab]
+
+    def _prepare_classifier(self, vocab: OpenVocabulary) -> TextClassifier:
+        classifier = self.text_classifier(vocab, self.backbone)
+        self.panoptic_head.set_text_classifier(classifier)
+        return classifier
+
+    # ------------------------------------------------------------------
+    # forward modes
+    def loss(self, batch_inputs: Tensor,
+             batch_data_samples: SampleList) -> Dict[str, Tensor]:
+        """Compute losses against the training vocabulary."""
+        self._prepare_classifier(self._active_vocab(batch_data_samples))
+        return super().loss(batch_inputs, batch_data_samples)
+
+    def _forward(self, batch_inputs: Tensor,
+                 batch_data_samples: SampleList) -> Tuple[List[Tensor]]:
+        self._prepare_classifier(self._active_vocab(batch_data_samples))
+        return super()._forward(batch_inputs, batch_data_samples)
+
+    def predict(self,
+                batch_inputs: Tensor,
+                batch_data_samples: SampleList,
+                rescale: bool = True) -> SampleList:
+        """Segment a batch with the active test vocabulary.
+
+        Returns:
+            list[DetDataSample]: With ``pred_panoptic_seg``,
+            ``pred_instances`` and ``pred_sem_seg`` as enabled by
+            ``test_cfg``.
+        """
+        vocab = self._active_vocab(batch_data_samples)
+        classifier = self._prepare_classifier(vocab)
+        self.panoptic_fusion_head.set_vocabulary(vocab.num_things,
+                                                 vocab.num_stuff)
+        feats = self.extract_feat(batch_inputs)
+        all_cls, all_masks = self.panoptic_head(feats, batch_data_samples)
+        mask_cls, mask_pred = all_cls[-1], all_masks[-1]
+        if self.ensemble.enabled:
+            mask_cls = self._ensemble(feats, mask_cls, mask_pred, classifier,
+                                      vocab)
+        pad_h, pad_w = batch_data_samples[0].metainfo['batch_input_shape']
+        mask_pred = F.interpolate(
+            mask_pred, size=(pad_h, pad_w), mode='bilinear',
+            align_corners=False)
+        results = self.panoptic_fusion_head.predict(
+            mask_cls, mask_pred, batch_data_samples, rescale=rescale)
+        return self.add_pred_to_datasample(batch_data_samples, results)
+
+    def _ensemble(self, feats: Tuple[Tensor], in_logits: Tensor,
+                  mask_pred: Tensor, classifier: TextClassifier,
+                  vocab: OpenVocabulary) -> Tensor:
+        """Classify the final masks with CLIP and ensemble (reference 7.1).
+
+        Reuses the backbone features of this forward pass: FC-CLIP's single
+        CLIP pass serves both branches.
+        """
+        dense = self.backbone.dense_features(feats[-1])
+        masks = F.interpolate(
+            mask_pred, size=dense.shape[-2:], mode='bilinear',
+            align_corners=False)
+        clip_embed = self.backbone.mask_embed(dense, masks)
+        out_logits = get_classification_logits(clip_embed, classifier.weight,
+                                               self.backbone.logit_scale,
+                                               classifier.num_synonyms)
+        valid = (masks > 0).flatten(2).any(dim=-1)
+        return self.ensemble(in_logits, out_logits, self.seen_mask(vocab),
+                             valid)
+
+    def add_pred_to_datasample(self, data_samples: SampleList,
+                               results_list: List[dict]) -> SampleList:
+        """Attach panoptic, instance and semantic results to the samples."""
+        for data_sample, pred in zip(data_samples, results_list):
+            if 'pan_results' in pred:
+                data_sample.pred_panoptic_seg = pred['pan_results']
+            if 'ins_results' in pred:
+                data_sample.pred_instances = pred['ins_results']
+            if 'sem_results' in pred:
+                data_sample.pred_sem_seg = pred['sem_results']
+        return data_samples

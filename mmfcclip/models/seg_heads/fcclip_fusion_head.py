@@ -1,0 +1,213 @@
+from typing import List
+
+import torch
+import torch.nn.functional as F
+from mmdet.evaluation.functional import INSTANCE_OFFSET
+from mmdet.models.seg_heads.panoptic_fusion_heads import MaskFormerFusionHead
+from mmdet.registry import MODELS
+from mmdet.structures import SampleList
+from mmdet.structures.mask import mask2bbox
+from mmengine.structures import InstanceData, PixelData
+from torch import Tensor
+
+
+@MODELS.register_module()
+class FCCLIPFusionHead(MaskFormerFusionHead):
+    """FC-CLIP's panoptic, instance and semantic inference.
+
+    Differences from mmdet's :class:`MaskFormerFusionHead`, all following
+    the official FC-CLIP (reference 7.3-7.6):
+
+    - the class counts follow the active (test) vocabulary:
+      :meth:`set_vocabulary` changes them between predictions;
+    - semantic inference is implemented:
+      ``sem[k] = sum_q softmax(cls_q)[k] * sigmoid(mask_q)``;
+    - a panoptic segment is dropped when its final mask (assigned pixels
+      that also have sigmoid >= 0.5) is empty;
+    - instances are the top ``max_per_image`` (query, class) pairs over all
+      classes when panoptic inference is off, things only when it is on.
+      Boxes are computed from the masks (mmdet convention; the official
+      code writes zero boxes, so bbox AP differs, segm AP does not);
+    - ``test_cfg.sem_seg_postprocess_before_inference`` (True by default,
+      forced when panoptic or instance inference is on) chooses whether
+      per-query masks are resized to the original image before inference,
+      or the semantic score map after it.
+
+    Panoptic output: ``class + instance_id * INSTANCE_OFFSET`` for things,
+    ``class`` for stuff, ``num_classes`` (the vocabulary size) for void.
+    Semantic output: class indices in ``sem_seg`` (mmdet ``SemSegMetric``)
+    and ``data`` (mmseg ``IoUMetric``).
+    """
+
+    def set_vocabulary(self, num_things_classes: int,
+                       num_stuff_classes: int) -> None:
+        """Set the class counts of the active vocabulary (things first)."""
+        self.num_things_classes = num_things_classes
+        self.num_stuff_classes = num_stuff_classes
+        self.num_classes = num_things_classes + num_stuff_classes
+
+    def panoptic_postprocess(self, mask_cls: Tensor,
+                             mask_pred: Tensor) -> PixelData:
+        """Panoptic segmentation of one image.
+
+        Args:
+            mask_cls (Tensor): Class log-probabilities (Q, K + 1).
+            mask_pred (Tensor): Mask logits (Q, h, w).
+
+        Returns:
+            PixelData: ``sem_seg`` of shape (1, h, w), int32.
+        """
+        object_mask_thr = self.test_cfg.get('object_mask_thr', 0.0)
+        iou_thr = self.test_cfg.get('iou_thr', 0.8)
+        scores, labels = F.softmax(mask_cls, dim=-1).max(-1)
+        mask_prob = mask_pred.sigmoid()
+        keep = labels.ne(self.num_classes) & (scores > object_mask_thr)
+        cur_scores, cur_classes = scores[keep], labels[keep]
+        cur_masks = mask_prob[keep]
+
+        h, w = mask_pred.shape[-2:]
+        panoptic_seg = torch.full((h, w),
+                                  self.num_classes,
+                                  dtype=torch.int32,
+                                  device=mask_pred.device)
+        if cur_masks.shape[0] == 0:
+            return PixelData(sem_seg=panoptic_seg[None])
+        cur_mask_ids = (cur_scores.view(-1, 1, 1) * cur_masks).argmax(0)
+        instance_id = 1
+        for k in range(cur_classes.shape[0]):
+            pred_class = int(cur_classes[k])
+            assigned = cur_mask_ids == k
+            mask_area = int(assigned.sum())
+            original = cur_masks[k] >= 0.5
+            original_area = int(original.sum())
+            final = assigned & original
+            if mask_area == 0 or original_area == 0 or not final.any():
+                continue
+            if mask_area / original_area < iou_thr:
+                continue
+            if pred_class < self.num_things_classes:
+                panoptic_seg[final] = pred_class + instance_id * INSTANCE_OFFSET
+                instance_id += 1
+            else:
+                # stuff segments of one class merge into one (shared id)
+                panoptic_seg[final] = pred_class
+        return PixelData(sem_seg=panoptic_seg[None])
+
+    def semantic_scores(self, mask_cls: Tensor, mask_pred: Tensor) -> Tensor:
+        """Per-class semantic scores (K, h, w), void removed after the
+        softmax (reference 7.4)."""
+        probs = F.softmax(mask_cls, dim=-1)[:, :-1]
+        return torch.einsum('qc,qhw->chw', probs, mask_pred.sigmoid())
+
+    def semantic_postprocess(self, mask_cls: Tensor,
+                             mask_pred: Tensor) -> PixelData:
+        """Semantic segmentation of one image.
+
+        Returns:
+            PixelData: Labels (1, h, w) in both ``sem_seg`` and ``data``.
+        """
+        return self._semantic_labels(self.semantic_scores(mask_cls, mask_pred))
+
+    def _semantic_labels(self, scores: Tensor) -> PixelData:
+        labels = scores.argmax(dim=0)[None].to(torch.int64)
+        return PixelData(
+            sem_seg=labels,
+            data=labels,
+            metainfo=dict(ignore_index=self.test_cfg.get('ignore_index', 255)))
+
+    def instance_postprocess(self, mask_cls: Tensor,
+                             mask_pred: Tensor) -> InstanceData:
+        """Instance segmentation of one image (reference 7.6).
+
+        Returns:
+            InstanceData: ``masks``, ``scores``, ``labels``, ``bboxes``.
+        """
+        max_per_image = self.test_cfg.get('max_per_image', 100)
+        things_only = self.test_cfg.get('panoptic_on', True)
+        num_queries, num_classes = mask_cls.shape[0], self.num_classes
+        scores = F.softmax(mask_cls, dim=-1)[:, :-1]
+        k = min(max_per_image, scores.numel())
+        top_scores, top_indices = scores.flatten().topk(k, sorted=False)
+        labels = top_indices % num_classes
+        query_indices = top_indices // num_classes
+        if things_only:
+            is_thing = labels < self.num_things_classes
+            top_scores, labels = top_scores[is_thing], labels[is_thing]
+            query_indices = query_indices[is_thing]
+        masks = mask_pred[query_indices]
+        binary = (masks > 0).float()
+        mask_scores = (masks.sigmoid() * binary).flatten(1).sum(1) / (
+            binary.flatten(1).sum(1) + 1e-6)
+        binary = binary.bool()
+        results = InstanceData()
+        results.masks = binary
+        results.bboxes = mask2bbox(binary)
+        results.labels = labels
+        results.scores = top_scores * mask_scores
+        return results
+
+    def predict(self,
+                mask_cls_results: Tensor,
+                mask_pred_results: Tensor,
+                batch_data_samples: SampleList,
+                rescale: bool = True,
+                **kwargs) -> List[dict]:
+        """Post-process a batch (the last decoder prediction).
+
+        Args:
+            mask_cls_results (Tensor): Class log-probabilities
+                (B, Q, K + 1).
+            mask_pred_results (Tensor): Mask logits at the padded input size
+                (B, Q, H, W).
+            batch_data_samples (list[DetDataSample]): Samples with
+                ``img_shape`` and ``ori_shape``.
+            rescale (bool): Return results at the original image size.
+
+        Returns:
+            list[dict]: Per image, ``pan_results``, ``ins_results`` and
+            ``sem_results`` as enabled by ``test_cfg``.
+        """
+        panoptic_on = self.test_cfg.get('panoptic_on', True)
+        semantic_on = self.test_cfg.get('semantic_on', False)
+        instance_on = self.test_cfg.get('instance_on', False)
+        before = (self.test_cfg.get('sem_seg_postprocess_before_inference',
+                                    True) or panoptic_on or instance_on)
+        results = []
+        for mask_cls, mask_pred, sample in zip(mask_cls_results,
+                                               mask_pred_results,
+                                               batch_data_samples):
+            meta = sample.metainfo
+            img_h, img_w = meta['img_shape'][:2]
+            out_size = meta['ori_shape'][:2] if rescale else (img_h, img_w)
+            result = dict()
+            if not before:
+                # Semantic-only configs: infer at the input resolution and
+                # resize the score map (reference 7.3).
+                scores = self.semantic_scores(mask_cls, mask_pred)
+                scores = self._crop_resize(scores, (img_h, img_w), out_size)
+                result['sem_results'] = self._semantic_labels(scores)
+                results.append(result)
+                continue
+            mask_pred = self._crop_resize(mask_pred, (img_h, img_w),
+                                          out_size)
+            if panoptic_on:
+                result['pan_results'] = self.panoptic_postprocess(
+                    mask_cls, mask_pred)
+            if instance_on:
+                result['ins_results'] = self.instance_postprocess(
+                    mask_cls, mask_pred)
+            if semantic_on:
+                result['sem_results'] = self.semantic_postprocess(
+                    mask_cls, mask_pred)
+            results.append(result)
+        return results
+
+    @staticmethod
+    def _crop_resize(x: Tensor, img_size, out_size) -> Tensor:
+        """Drop the padding, then resize bilinearly to ``out_size``."""
+        x = x[:, :img_size[0], :img_size[1]]
+        if tuple(x.shape[-2:]) != tuple(out_size):
+            x = F.interpolate(
+                x[None], size=tuple(out_size), mode='bilinear',
+                align_corners=False)[0]
+        return x
