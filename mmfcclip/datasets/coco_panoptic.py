@@ -71,8 +71,7 @@ class OVCocoPanopticDataset(CocoPanopticDataset):
         # Checked only now so that a wrong ``data_root`` is reported through
         # the annotation file path first, as mmdet does.
         self._check_data_prefix()
-        problems = self._category_problems(
-            coco.dataset.get('categories', []))
+        problems = self._category_problems(coco.dataset.get('categories', []))
         if problems:
             raise ValueError(
                 f'The categories in the annotation file "{self.ann_file}" do '
@@ -120,12 +119,14 @@ class OVCocoPanopticDataset(CocoPanopticDataset):
                 f'classes at different positions: '
                 f'{_differing(classes, json_names)}')
 
-        wrong_flag = [
-            cat['name'] for cat in categories
-            if cat['name'] in classes and (
-                bool(cat.get('isthing')) != (cat['name'] in thing_classes)
-                or bool(cat.get('isthing')) == (cat['name'] in stuff_classes))
-        ]
+        wrong_flag = []
+        for cat in categories:
+            if cat['name'] not in classes:
+                continue  # already reported as an extra name
+            isthing = bool(cat.get('isthing'))
+            if (isthing != (cat['name'] in thing_classes)
+                    or isthing == (cat['name'] in stuff_classes)):
+                wrong_flag.append(cat['name'])
         if wrong_flag:
             problems.append('"isthing" disagrees with thing_classes/'
                             f'stuff_classes for: {wrong_flag}')
@@ -176,6 +177,6 @@ def _differing(expected: Sequence[str], actual: Sequence[str]) -> List[str]:
         left = expected[i] if i < len(expected) else None
         right = actual[i] if i < len(actual) else None
         if left != right:
-            names.extend(n for n in (left, right)
-                         if n is not None and n not in names)
+            names.extend(
+                n for n in (left, right) if n is not None and n not in names)
     return names
