@@ -20,6 +20,8 @@ custom_hooks = [
     dict(type='OpenVocabHook'),
     # a NaN or inf loss stops training with a message
     dict(type='FiniteLossHook'),
+    # resumed runs continue the torch random stream of the interrupted one
+    dict(type='ResumeRNGStateHook'),
 ]
 
 env_cfg = dict(

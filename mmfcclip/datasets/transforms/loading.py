@@ -1,4 +1,6 @@
 # Copyright (c) mmfcclip contributors. All rights reserved.
+from typing import Optional
+
 import numpy as np
 from mmdet.datasets.transforms import LoadPanopticAnnotations
 from mmdet.registry import TRANSFORMS
@@ -31,9 +33,10 @@ class OVLoadPanopticAnnotations(LoadPanopticAnnotations):
 
     Differences from mmdet:
 
-    * a missing or undecodable PNG raises ``FileNotFoundError`` / ``OSError``
-      naming the file (mmdet fails inside OpenCV), and a PNG whose size
-      differs from ``ori_shape`` raises ``ValueError``;
+    * an undecodable PNG raises ``OSError`` naming the file (mmdet fails
+      inside OpenCV with an assertion about an empty image), a missing one
+      ``FileNotFoundError`` naming it for every file backend, and a PNG
+      whose size differs from ``ori_shape`` raises ``ValueError``;
     * the PNG is decoded with ``imdecode_backend`` (mmdet ignores the
       argument here and uses mmcv's global default, also ``'cv2'``);
     * masks and the label map are built in one vectorised pass.
@@ -57,7 +60,7 @@ class OVLoadPanopticAnnotations(LoadPanopticAnnotations):
                  with_seg: bool = True,
                  box_type: str = 'hbox',
                  imdecode_backend: str = 'cv2',
-                 backend_args: dict = None) -> None:
+                 backend_args: Optional[dict] = None) -> None:
         # Skip LoadPanopticAnnotations.__init__, which only resolves
         # panopticapi's rgb2id (raising without it), and set up its parent.
         super(LoadPanopticAnnotations, self).__init__(
@@ -80,7 +83,8 @@ class OVLoadPanopticAnnotations(LoadPanopticAnnotations):
 
         Args:
             results (dict): Result dict with ``seg_map_path``,
-                ``segments_info`` and ``ori_shape``. Nothing is loaded when
+                ``segments_info`` and, to check the PNG size against the
+                image, ``ori_shape``. Nothing is loaded when
                 ``seg_map_path`` is missing or None (inference without
                 ground truth).
         """
@@ -92,10 +96,14 @@ class OVLoadPanopticAnnotations(LoadPanopticAnnotations):
                 seg_map_path,
                 backend_args=self.backend_args,
                 imdecode_backend=self.imdecode_backend))
-        h, w = results['ori_shape']
-        if pan.shape != (h, w):
-            raise ValueError(f'Panoptic PNG {seg_map_path} has shape '
-                             f'{pan.shape}, but the image has {(h, w)}.')
+        h, w = pan.shape
+        # The masks must align with the image; mmdet would silently build
+        # BitmapMasks of one size holding arrays of another.
+        ori_shape = results.get('ori_shape')
+        if ori_shape is not None and tuple(ori_shape) != (h, w):
+            raise ValueError(
+                f'Panoptic PNG {seg_map_path} has shape '
+                f'{(h, w)}, but the image has {tuple(ori_shape)}.')
 
         segments = results['segments_info']
         seg_ids = np.array([s['id'] for s in segments], dtype=np.int64)
@@ -110,7 +118,8 @@ class OVLoadPanopticAnnotations(LoadPanopticAnnotations):
             gt_seg = np.full_like(pan, 255)
             if len(sorted_ids) > 0:
                 pos = np.minimum(
-                    np.searchsorted(sorted_ids, pan), len(sorted_ids) - 1)
+                    np.searchsorted(sorted_ids, pan),
+                    len(sorted_ids) - 1)
                 listed = sorted_ids[pos] == pan
                 gt_seg[listed] = seg_labels[order][pos[listed]]
             results['gt_seg_map'] = gt_seg

@@ -32,8 +32,8 @@ can stand in for it:
 import multiprocessing
 import os.path as osp
 from collections import defaultdict
-from typing import (Container, Dict, Iterable, List, Optional, Sequence,
-                    Tuple, Union)
+from typing import (Container, Dict, Iterable, List, Optional, Sequence, Tuple,
+                    Union)
 
 import mmcv
 import numpy as np
@@ -208,6 +208,11 @@ def _segment_table(segments: Iterable[dict],
                    with_crowd: bool) -> Tuple[np.ndarray, ...]:
     """Sort segment infos by id into flat arrays.
 
+    Args:
+        segments (Iterable[dict]): Segment infos with ``'id'``,
+            ``'category_id'`` and, optionally, ``'iscrowd'``.
+        with_crowd (bool): Whether to return the crowd flags.
+
     Returns:
         tuple[np.ndarray]: ids (K, ), category ids (K, ) and, when
         ``with_crowd``, crowd flags (K, ) (bool), all ordered by id.
@@ -246,7 +251,9 @@ def pq_compute_single_image(pan_gt: np.ndarray,
       from the ``'area'`` field of the annotation;
     * an unmatched prediction is discounted by its overlap with *all* crowd
       segments of its category, where panopticapi only looks at the last one
-      listed (COCO has at most one crowd segment per category and image).
+      listed (COCO has at most one crowd segment per category and image);
+    * duplicate segment ids in a segment list raise ``ValueError`` (in
+      panopticapi the last one silently wins).
 
     Args:
         pan_gt (np.ndarray): Ground-truth segment ids, shape (H, W).
@@ -303,8 +310,9 @@ def pq_compute_single_image(pan_gt: np.ndarray,
 
     # Joint histogram: one entry per overlapping (gt id, pred id) pair.
     # Ids are < OFFSET (24-bit RGB), so the packed key fits in int64.
-    joint = (pan_gt.astype(np.int64).ravel() * OFFSET +
-             pan_pred.astype(np.int64).ravel())
+    joint = (
+        pan_gt.astype(np.int64).ravel() * OFFSET +
+        pan_pred.astype(np.int64).ravel())
     pair_keys, pair_inter = np.unique(joint, return_counts=True)
     pair_gt, pair_pred = np.divmod(pair_keys, OFFSET)
     gt_index = _index_of(gt_ids, pair_gt)  # -1: VOID or unlisted gt id
@@ -429,8 +437,7 @@ def pq_compute_single_core(proc_id: int,
             imread_panoptic_rgb(
                 osp.join(gt_folder, gt_ann['file_name']), backend_args))
         pan_pred = rgb2id(
-            imread_panoptic_rgb(osp.join(pred_folder,
-                                         pred_ann['file_name'])))
+            imread_panoptic_rgb(osp.join(pred_folder, pred_ann['file_name'])))
         pq_compute_single_image(
             pan_gt,
             pan_pred,
@@ -480,8 +487,8 @@ def pq_compute_multi_core(matched_annotations_list: Sequence[Tuple[dict,
     with multiprocessing.Pool(processes=num_workers) as pool:
         stats = pool.starmap(
             pq_compute_single_core,
-            [(proc_id, chunk, gt_folder, pred_folder, categories,
-              backend_args) for proc_id, chunk in enumerate(chunks)])
+            [(proc_id, chunk, gt_folder, pred_folder, categories, backend_args)
+             for proc_id, chunk in enumerate(chunks)])
     pq_stat = PQStat()
     for stat in stats:
         pq_stat += stat

@@ -9,8 +9,9 @@ import torch
 from mmdet.datasets.api_wrappers import COCOPanoptic
 from mmdet.evaluation.functional import INSTANCE_OFFSET
 from mmdet.evaluation.metrics import CocoPanopticMetric
-from mmdet.evaluation.metrics.coco_panoptic_metric import (
-    parse_pq_results, print_panoptic_table)
+from mmdet.evaluation.metrics.coco_panoptic_metric import parse_pq_results
+from mmdet.evaluation.metrics.coco_panoptic_metric import \
+    print_panoptic_table
 from mmdet.registry import METRICS
 from mmengine.evaluator import BaseMetric
 from mmengine.fileio import dump, get_local_path, load
@@ -111,8 +112,9 @@ class OVCocoPanopticMetric(CocoPanopticMetric):
         # CocoPanopticMetric.__init__ raises without panopticapi and does
         # nothing with it otherwise, so it is replaced by BaseMetric's plus
         # the same attributes (the parent's methods rely on their names).
-        BaseMetric.__init__(
-            self, collect_device=collect_device, prefix=prefix)
+        BaseMetric.__init__(self, collect_device=collect_device, prefix=prefix)
+        # Set first: the inherited __del__ reads it even if __init__ raises.
+        self.tmp_dir = None
         if file_client_args is not None:
             raise RuntimeError('`file_client_args` is deprecated, use '
                                '`backend_args` instead.')
@@ -127,7 +129,6 @@ class OVCocoPanopticMetric(CocoPanopticMetric):
         self.backend_args = backend_args
         # Without outfile_prefix, predictions go to a temporary directory
         # and PQ statistics are computed batch by batch in process().
-        self.tmp_dir = None
         self.outfile_prefix = outfile_prefix
         if outfile_prefix is None:
             self.tmp_dir = tempfile.TemporaryDirectory()
@@ -150,9 +151,9 @@ class OVCocoPanopticMetric(CocoPanopticMetric):
         Returns:
             dict[int, dict]: ``{label: {'id', 'name', 'isthing'}}``.
         """
-        thing_classes = set(self.dataset_meta['thing_classes'])
+        things = set(self.dataset_meta['thing_classes'])
         return {
-            label: dict(id=label, name=name, isthing=int(name in thing_classes))
+            label: dict(id=label, name=name, isthing=int(name in things))
             for label, name in enumerate(self.dataset_meta['classes'])
         }
 
@@ -162,8 +163,10 @@ class OVCocoPanopticMetric(CocoPanopticMetric):
         Returns:
             dict[int, int]: ``{label: category_id}``, matched by name.
         """
-        name2cat = {cat['name']: cat_id for cat_id, cat in
-                    self._coco_api.cats.items()}
+        name2cat = {
+            cat['name']: cat_id
+            for cat_id, cat in self._coco_api.cats.items()
+        }
         missing = [
             name for name in self.dataset_meta['classes']
             if name not in name2cat
@@ -237,10 +240,9 @@ class OVCocoPanopticMetric(CocoPanopticMetric):
             annotations.append(
                 dict(
                     image_id=gt['image_id'],
-                    file_name=file_name.replace('.jpg', '.png'),
+                    file_name=file_name,
                     segments_info=self._dataset_segments(
-                        gt['seg_map_path'], gt['segments_info'],
-                        categories)))
+                        gt['seg_map_path'], gt['segments_info'], categories)))
         json_path = f'{outfile_prefix}.gt.json'
         dump(
             dict(
@@ -302,8 +304,8 @@ class OVCocoPanopticMetric(CocoPanopticMetric):
 
         id_map = seg_ids[inverse.reshape(pan.shape)]
         # id2rgb gives RGB; mmcv.imwrite (cv2) expects BGR.
-        mmcv.imwrite(id2rgb(id_map)[..., ::-1],
-                     osp.join(self.seg_out_dir, segm_file))
+        mmcv.imwrite(
+            id2rgb(id_map)[..., ::-1], osp.join(self.seg_out_dir, segm_file))
         return dict(
             image_id=img_id, segments_info=segments_info, file_name=segm_file)
 
@@ -313,6 +315,11 @@ class OVCocoPanopticMetric(CocoPanopticMetric):
 
         The ground truth comes from ``ann_file`` when given, otherwise from
         the samples' ``segments_info`` and the PNGs in ``seg_prefix``.
+
+        Args:
+            data_samples (Sequence[dict]): Samples with ``'img_id'``,
+                ``'img_path'``, ``'ori_shape'``, ``'pred_panoptic_seg'`` and,
+                without ``ann_file``, ``'segments_info'``.
         """
         if self._coco_api is None:
             categories, label2cat = self._meta_categories(), None
@@ -370,8 +377,10 @@ class OVCocoPanopticMetric(CocoPanopticMetric):
         else:
             gt_folder = self.seg_prefix
         self.categories = self._coco_api.cats
-        self.cat2label = {cat: label for label, cat in
-                          self._label2cat().items()}
+        self.cat2label = {
+            cat: label
+            for label, cat in self._label2cat().items()
+        }
         self.cat_ids = list(self.cat2label)
         self.img_ids = self._coco_api.get_img_ids()
 
@@ -383,8 +392,10 @@ class OVCocoPanopticMetric(CocoPanopticMetric):
                 f'results are saved in {osp.dirname(self.outfile_prefix)}')
             return None
 
-        pred_anns = {ann['image_id']: ann for ann in
-                     load(json_path)['annotations']}
+        pred_anns = {
+            ann['image_id']: ann
+            for ann in load(json_path)['annotations']
+        }
         matched = []
         for gt_ann in self._coco_api.dataset.get('annotations', []):
             if gt_ann['image_id'] not in pred_anns:
@@ -423,8 +434,8 @@ class OVCocoPanopticMetric(CocoPanopticMetric):
                 pq_stat += stat
 
         pq_results = {}
-        for name, isthing in (('All', None), ('Things', True), ('Stuff',
-                                                               False)):
+        groups = dict(All=None, Things=True, Stuff=False)
+        for name, isthing in groups.items():
             pq_results[name], per_class = pq_stat.pq_average(
                 self.categories, isthing=isthing)
             if isthing is None:

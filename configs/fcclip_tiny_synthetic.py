@@ -1,0 +1,160 @@
+# The embedded default: FC-CLIP's COCO recipe (fcclip_convnext_l_coco.py) on
+# the synthetic COCO-panoptic data set of
+# tools/dataset_converters/generate_synthetic_panoptic.py, small enough to
+# train on a 2-core CPU in minutes. Only what a tiny run needs is
+# overridden: a tiny randomly initialised open_clip (no download), 96 px
+# images, a small head, a short schedule. Dataset class, pipeline, model
+# classes, hooks and the panoptic metric are those of the full config.
+#   python tools/dataset_converters/generate_synthetic_panoptic.py
+#   mim train mmfcclip configs/fcclip_tiny_synthetic.py
+_base_ = './fcclip_convnext_l_coco.py'
+
+from mmfcclip.datasets.synthetic_panoptic import \
+    SYNTHETIC_PANOPTIC_METAINFO as __meta  # noqa: E402
+
+data_root = 'data/synthetic_coco_panoptic/'
+image_size = (96, 96)
+num_things_classes = 3
+num_stuff_classes = 2
+num_classes = num_things_classes + num_stuff_classes
+feat = 64
+
+model = dict(
+    data_preprocessor=dict(batch_augments=[
+        dict(
+            type='BatchFixedSizePad',
+            size=image_size,
+            img_pad_value=0,
+            pad_mask=True,
+            mask_pad_value=0,
+            pad_seg=True,
+            seg_pad_value=255)
+    ]),
+    backbone=dict(
+        model_name='tiny_convnext_atto',
+        pretrained=None,
+        # A ConvNeXt-atto image tower and a 1-layer text tower, random and
+        # frozen like the real CLIP.
+        model_cfg=dict(
+            embed_dim=64,
+            vision_cfg=dict(
+                timm_model_name='convnext_atto',
+                timm_model_pretrained=False,
+                timm_pool='',
+                timm_proj='mlp',
+                image_size=96),
+            text_cfg=dict(
+                context_length=77, vocab_size=49408, width=64, heads=2,
+                layers=1))),
+    train_vocabulary=dict(
+        _delete_=True,
+        thing_classes=__meta['thing_classes'],
+        stuff_classes=__meta['stuff_classes']),
+    # A random CLIP carries no meaning, so its out-of-vocabulary scores are
+    # noise: the ensemble is off (alpha = beta = 0, the in-vocabulary
+    # classifier alone). Turn it on with --cfg-options model.ensemble.alpha=0.4
+    # model.ensemble.beta=0.8 (docs/training.md reports both).
+    ensemble=dict(alpha=0.0, beta=0.0),
+    panoptic_head=dict(
+        feat_channels=feat,
+        out_channels=feat,
+        num_things_classes=num_things_classes,
+        num_stuff_classes=num_stuff_classes,
+        num_queries=16,
+        pixel_decoder=dict(
+            norm_cfg=dict(type='GN', num_groups=16),
+            encoder=dict(
+                num_layers=2,
+                layer_cfg=dict(
+                    self_attn_cfg=dict(embed_dims=feat, num_heads=4),
+                    ffn_cfg=dict(embed_dims=feat,
+                                 feedforward_channels=feat * 4))),
+            positional_encoding=dict(num_feats=feat // 2)),
+        positional_encoding=dict(num_feats=feat // 2),
+        transformer_decoder=dict(
+            num_layers=3,
+            layer_cfg=dict(
+                self_attn_cfg=dict(embed_dims=feat, num_heads=4),
+                cross_attn_cfg=dict(embed_dims=feat, num_heads=4),
+                ffn_cfg=dict(embed_dims=feat,
+                             feedforward_channels=feat * 4))),
+        loss_cls=dict(class_weight=[1.0] * num_classes + [0.1])),
+    panoptic_fusion_head=dict(
+        num_things_classes=num_things_classes,
+        num_stuff_classes=num_stuff_classes),
+    # 24 x 24 mask logits: sample all of them, as 112^2 do for 256^2
+    train_cfg=dict(num_points=576),
+    test_cfg=dict(max_per_image=20))
+
+train_pipeline = [
+    dict(type='LoadImageFromFile', to_float32=True),
+    dict(
+        type='OVLoadPanopticAnnotations',
+        with_bbox=True,
+        with_mask=True,
+        with_seg=True),
+    dict(type='RandomFlip', prob=0.5),
+    # large-scale jitter, milder than 0.1-2.0: objects are already small
+    dict(
+        type='RandomResize',
+        scale=image_size,
+        ratio_range=(0.7, 1.4),
+        keep_ratio=True),
+    dict(
+        type='RandomCrop',
+        crop_size=image_size,
+        crop_type='absolute',
+        recompute_bbox=True,
+        allow_negative_crop=True),
+    dict(type='PackDetInputs')
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=image_size, keep_ratio=True),
+    dict(
+        type='OVLoadPanopticAnnotations',
+        with_bbox=True,
+        with_mask=True,
+        with_seg=True),
+    dict(
+        type='PackDetInputs',
+        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                   'scale_factor', 'text', 'stuff_text'))
+]
+train_dataloader = dict(
+    batch_size=8,
+    num_workers=1,
+    dataset=dict(
+        data_root=data_root,
+        metainfo=__meta,
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=8,
+    num_workers=1,
+    dataset=dict(
+        data_root=data_root,
+        metainfo=__meta,
+        pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(
+    _delete_=True,
+    type='OVCocoPanopticMetric',
+    ann_file=data_root + 'annotations/panoptic_val2017.json',
+    seg_prefix=data_root + 'annotations/panoptic_val2017/')
+test_evaluator = val_evaluator
+
+max_iters = 1500
+interval = 500
+optim_wrapper = dict(
+    type='OptimWrapper',  # no AMP on CPU
+    optimizer=dict(lr=1e-3),
+    # the recipe's 0.01 suits 16 images x 368k iterations; a minutes-long
+    # run needs larger steps
+    clip_grad=dict(max_norm=1.0))
+param_scheduler = dict(end=max_iters, milestones=[1200, 1400])
+train_cfg = dict(max_iters=max_iters, val_interval=interval)
+default_hooks = dict(
+    logger=dict(interval=25),
+    checkpoint=dict(interval=interval, max_keep_ckpts=2))
+auto_scale_lr = dict(base_batch_size=8)
+randomness = dict(seed=0)
