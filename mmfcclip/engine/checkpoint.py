@@ -205,8 +205,8 @@ def _refusal(filename: str, error: pickle.UnpicklingError) -> str:
     """Builds the message of :class:`UntrustedCheckpointError`."""
     # torch re-raises with a long generic text ``from None``; the concise
     # reason is the original exception, kept as ``__context__``.
-    cause = error.__context__ if isinstance(
-        error.__context__, pickle.UnpicklingError) else error
+    cause = error.__context__ if isinstance(error.__context__,
+                                            pickle.UnpicklingError) else error
     # Drop torch's advice to allow-list the global: that is the user's call
     # to make for a trusted file, and the opt-in below covers it.
     reason = str(cause).split(' Please use `torch.serialization')[0]
@@ -225,10 +225,10 @@ def _refusal(filename: str, error: pickle.UnpicklingError) -> str:
 
 
 @CheckpointLoader.register_scheme(prefixes='', force=True)
-def load_from_local_safe(filename: str,
-                         map_location: Optional[Union[str, Callable,
-                                                      torch.device,
-                                                      dict]] = None) -> Any:
+def load_from_local_safe(
+    filename: str,
+    map_location: Optional[Union[str, Callable, torch.device, dict]] = None
+) -> Any:
     """Load a local checkpoint, allowing only what mmengine itself saves.
 
     Registered as :class:`~mmengine.runner.CheckpointLoader`'s local-path
@@ -279,4 +279,6 @@ def load_from_local_safe(filename: str,
             return torch.load(
                 filename, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
-        raise UntrustedCheckpointError(_refusal(filename, error)) from error
+        # The reason is in the message; torch's own advice (weights_only=False)
+        # is not repeated in the traceback.
+        raise UntrustedCheckpointError(_refusal(filename, error)) from None

@@ -1,1 +1,3 @@
-__all__ = []
+from .frozen_aware_constructor import FrozenAwareOptimWrapperConstructor
+
+__all__ = ['FrozenAwareOptimWrapperConstructor']

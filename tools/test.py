@@ -1,0 +1,136 @@
+"""Test (and evaluate) an mmfcclip model with an mmengine Runner.
+
+Same command line as mmdet 3.x's ``tools/test.py``, so ``mim test mmfcclip
+<config> --checkpoint ...``, ``tools/dist_test.sh`` and
+``tools/slurm_test.sh`` work unchanged. Module level imports only
+``argparse``, ``os`` and mmengine's config module (no torch), so ``-h`` is
+fast.
+
+Example:
+    python tools/test.py configs/fcclip_convnext_l_coco.py \\
+        work_dirs/fcclip/iter_368750.pth --out results.pkl
+"""
+import argparse
+import os
+import os.path as osp
+
+from mmengine.config import DictAction
+
+
+def parse_args() -> argparse.Namespace:
+    """Parse the command line (mmdet 3.3.0's ``test.py`` interface)."""
+    parser = argparse.ArgumentParser(
+        description='Test (and evaluate) an mmfcclip model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        '--work-dir',
+        help='the directory to save the file containing evaluation metrics')
+    parser.add_argument(
+        '--out',
+        type=str,
+        help='dump predictions to a pickle file for offline evaluation')
+    parser.add_argument(
+        '--show', action='store_true', help='show prediction results')
+    parser.add_argument(
+        '--show-dir',
+        help='directory where painted images will be saved. '
+        'If specified, it will be automatically saved '
+        'to the work_dir/timestamp/show_dir')
+    parser.add_argument(
+        '--wait-time', type=float, default=2, help='the interval of show (s)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override some settings in the used config, the key-value pair '
+        'in xxx=yyy format will be merged into config file. If the value to '
+        'be overwritten is a list, it should be like key="[a,b]" or key=a,b '
+        'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
+        'Note that the quotation marks are necessary and that no white space '
+        'is allowed.')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument(
+        '--tta',
+        action='store_true',
+        help='test-time augmentation with the config\'s `tta_model` and '
+        '`tta_pipeline`')
+    # ``torch.distributed.launch`` passes ``--local-rank`` since torch 2.0
+    # (``--local_rank`` before); torchrun only sets ``LOCAL_RANK``.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def main() -> None:
+    """Build the runner from the config and the command line, and test."""
+    args = parse_args()
+
+    # Heavy imports only after parsing. Importing mmfcclip fills mmdet's
+    # registries even for configs that do not list it in
+    # ``custom_imports``, and installs its checkpoint loader.
+    from mmdet.engine.hooks.utils import trigger_visualization_hook
+    from mmdet.evaluation import DumpDetResults
+    from mmdet.utils import setup_cache_size_limit_of_dynamo
+    from mmengine.config import Config, ConfigDict
+    from mmengine.registry import RUNNERS, init_default_scope
+    from mmengine.runner import Runner
+
+    import mmfcclip  # noqa: F401
+
+    setup_cache_size_limit_of_dynamo()
+
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+
+    # work_dir priority: command line > config > ./work_dirs/<config name>.
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+
+    cfg.load_from = args.checkpoint
+
+    if args.show or args.show_dir:
+        cfg = trigger_visualization_hook(cfg, args)
+
+    if args.tta:
+        # mmdet falls back to DetTTAModel (box NMS) and a flip pipeline;
+        # that merge is meaningless for panoptic/semantic masks, so the
+        # config has to say how to merge.
+        missing = [k for k in ('tta_model', 'tta_pipeline') if k not in cfg]
+        if missing:
+            raise ValueError(
+                f'--tta needs {" and ".join(missing)} in the config; '
+                'mmfcclip has no default test-time augmentation for masks.')
+        cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
+        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+
+    if cfg.get('default_scope', None) is not None:
+        init_default_scope(cfg.default_scope)
+    if 'runner_type' not in cfg:
+        runner = Runner.from_cfg(cfg)
+    else:
+        runner = RUNNERS.build(cfg)
+
+    if args.out is not None:
+        if not args.out.endswith(('.pkl', '.pickle')):
+            raise ValueError(f'--out must end with .pkl or .pickle, got '
+                             f'{args.out!r}')
+        runner.test_evaluator.metrics.append(
+            DumpDetResults(out_file_path=args.out))
+
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,127 @@
+"""Train an mmfcclip model with an mmengine Runner.
+
+Same command line as mmdet 3.x's ``tools/train.py``, so ``mim train
+mmfcclip <config>``, ``tools/dist_train.sh`` and ``tools/slurm_train.sh``
+work unchanged. Module level imports only ``argparse``, ``os`` and
+mmengine's config module (no torch), because ``mim train`` first runs
+``train.py -h``.
+
+Example:
+    python tools/train.py configs/fcclip_convnext_l_coco.py \\
+        --work-dir work_dirs/fcclip --resume
+"""
+import argparse
+import os
+import os.path as osp
+
+from mmengine.config import DictAction
+
+
+def parse_args() -> argparse.Namespace:
+    """Parse the command line (mmdet 3.3.0's ``train.py`` interface)."""
+    parser = argparse.ArgumentParser(description='Train an mmfcclip model')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        default=False,
+        help='enable automatic-mixed-precision training')
+    parser.add_argument(
+        '--auto-scale-lr',
+        action='store_true',
+        help='enable automatically scaling LR.')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        type=str,
+        const='auto',
+        help='If a checkpoint path is given, resume from it; without a '
+        'path, resume from the latest checkpoint in the work directory.')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override some settings in the used config, the key-value pair '
+        'in xxx=yyy format will be merged into config file. If the value to '
+        'be overwritten is a list, it should be like key="[a,b]" or key=a,b '
+        'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
+        'Note that the quotation marks are necessary and that no white space '
+        'is allowed.')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    # ``torch.distributed.launch`` passes ``--local-rank`` since torch 2.0
+    # (``--local_rank`` before); torchrun only sets ``LOCAL_RANK``.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def main() -> None:
+    """Build the runner from the config and the command line, and train."""
+    args = parse_args()
+
+    # Heavy imports only after parsing (see the module docstring). Importing
+    # mmfcclip fills mmdet's registries even for configs that do not list it
+    # in ``custom_imports``, and installs its checkpoint loader for resume.
+    from mmdet.utils import setup_cache_size_limit_of_dynamo
+    from mmengine.config import Config
+    from mmengine.registry import RUNNERS, init_default_scope
+    from mmengine.runner import Runner
+
+    import mmfcclip  # noqa: F401
+
+    # Fewer dynamo recompilations when the config enables torch.compile.
+    setup_cache_size_limit_of_dynamo()
+
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+
+    # work_dir priority: command line > config > ./work_dirs/<config name>.
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+
+    if args.amp:
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.loss_scale = 'dynamic'
+
+    if args.auto_scale_lr:
+        if ('auto_scale_lr' in cfg and 'enable' in cfg.auto_scale_lr
+                and 'base_batch_size' in cfg.auto_scale_lr):
+            cfg.auto_scale_lr.enable = True
+        else:
+            raise RuntimeError('--auto-scale-lr needs "auto_scale_lr" with '
+                               '"enable" and "base_batch_size" in the config.')
+
+    # An explicit checkpoint wins over auto-resume from the work_dir.
+    if args.resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        cfg.resume = True
+        cfg.load_from = args.resume
+
+    # Registries resolve names in the config's scope (mmfcclip registers
+    # into mmdet's, see the design notes), also for a custom runner_type.
+    if cfg.get('default_scope', None) is not None:
+        init_default_scope(cfg.default_scope)
+    if 'runner_type' not in cfg:
+        runner = Runner.from_cfg(cfg)
+    else:
+        runner = RUNNERS.build(cfg)
+
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
