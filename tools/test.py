@@ -12,7 +12,7 @@ Example:
 """
 import argparse
 import os
-import os.path as osp
+
 
 from mmengine.config import DictAction
 
@@ -77,27 +77,12 @@ def main() -> None:
     # ``custom_imports``, and installs its checkpoint loader.
     from mmdet.engine.hooks.utils import trigger_visualization_hook
     from mmdet.evaluation import DumpDetResults
-    from mmdet.utils import setup_cache_size_limit_of_dynamo
-    from mmengine.config import Config, ConfigDict
-    from mmengine.registry import RUNNERS, init_default_scope
-    from mmengine.runner import Runner
+    from mmengine.config import ConfigDict
 
     import mmfcclip  # noqa: F401
+    from mmfcclip.utils import build_runner, load_tool_config
 
-    setup_cache_size_limit_of_dynamo()
-
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-
-    # work_dir priority: command line > config > ./work_dirs/<config name>.
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
-
+    cfg = load_tool_config(args)
     cfg.load_from = args.checkpoint
 
     if args.show or args.show_dir:
@@ -115,12 +100,7 @@ def main() -> None:
         cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
 
-    if cfg.get('default_scope', None) is not None:
-        init_default_scope(cfg.default_scope)
-    if 'runner_type' not in cfg:
-        runner = Runner.from_cfg(cfg)
-    else:
-        runner = RUNNERS.build(cfg)
+    runner = build_runner(cfg)
 
     if args.out is not None:
         if not args.out.endswith(('.pkl', '.pickle')):

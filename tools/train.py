@@ -12,7 +12,6 @@ Example:
 """
 import argparse
 import os
-import os.path as osp
 
 from mmengine.config import DictAction
 
@@ -69,27 +68,10 @@ def main() -> None:
     # Heavy imports only after parsing (see the module docstring). Importing
     # mmfcclip fills mmdet's registries even for configs that do not list it
     # in ``custom_imports``, and installs its checkpoint loader for resume.
-    from mmdet.utils import setup_cache_size_limit_of_dynamo
-    from mmengine.config import Config
-    from mmengine.registry import RUNNERS, init_default_scope
-    from mmengine.runner import Runner
-
     import mmfcclip  # noqa: F401
+    from mmfcclip.utils import build_runner, load_tool_config
 
-    # Fewer dynamo recompilations when the config enables torch.compile.
-    setup_cache_size_limit_of_dynamo()
-
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-
-    # work_dir priority: command line > config > ./work_dirs/<config name>.
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    cfg = load_tool_config(args)
 
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
@@ -111,15 +93,7 @@ def main() -> None:
         cfg.resume = True
         cfg.load_from = args.resume
 
-    # Registries resolve names in the config's scope (mmfcclip registers
-    # into mmdet's, see the design notes), also for a custom runner_type.
-    if cfg.get('default_scope', None) is not None:
-        init_default_scope(cfg.default_scope)
-    if 'runner_type' not in cfg:
-        runner = Runner.from_cfg(cfg)
-    else:
-        runner = RUNNERS.build(cfg)
-
+    runner = build_runner(cfg)
     runner.train()
 
 
