@@ -19,17 +19,12 @@ num_stuff_classes = 2
 num_classes = num_things_classes + num_stuff_classes
 feat = 64
 
+# the recipe's fixed-size batch padding, at 96 px
+batch_augments = _base_.model.data_preprocessor.batch_augments
+batch_augments[0].update(size=image_size)
+
 model = dict(
-    data_preprocessor=dict(batch_augments=[
-        dict(
-            type='BatchFixedSizePad',
-            size=image_size,
-            img_pad_value=0,
-            pad_mask=True,
-            mask_pad_value=0,
-            pad_seg=True,
-            seg_pad_value=255)
-    ]),
+    data_preprocessor=dict(batch_augments=batch_augments),
     backbone=dict(
         model_name='tiny_convnext_atto',
         pretrained=None,
@@ -86,41 +81,16 @@ model = dict(
     train_cfg=dict(num_points=576),
     test_cfg=dict(max_per_image=20))
 
-train_pipeline = [
-    dict(type='LoadImageFromFile', to_float32=True),
-    dict(
-        type='OVLoadPanopticAnnotations',
-        with_bbox=True,
-        with_mask=True,
-        with_seg=True),
-    dict(type='RandomFlip', prob=0.5),
-    # large-scale jitter, milder than 0.1-2.0: objects are already small
-    dict(
-        type='RandomResize',
-        scale=image_size,
-        ratio_range=(0.7, 1.4),
-        keep_ratio=True),
-    dict(
-        type='RandomCrop',
-        crop_size=image_size,
-        crop_type='absolute',
-        recompute_bbox=True,
-        allow_negative_crop=True),
-    dict(type='PackDetInputs')
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=image_size, keep_ratio=True),
-    dict(
-        type='OVLoadPanopticAnnotations',
-        with_bbox=True,
-        with_mask=True,
-        with_seg=True),
-    dict(
-        type='PackDetInputs',
-        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
-                   'scale_factor', 'text', 'stuff_text'))
-]
+# The recipe's pipelines at 96 px; large-scale jitter milder than 0.1-2.0
+# because the objects are already small.
+train_pipeline = _base_.train_pipeline
+assert [t['type'] for t in train_pipeline[3:5]] == ['RandomResize',
+                                                    'RandomCrop']
+train_pipeline[3].update(scale=image_size, ratio_range=(0.7, 1.4))
+train_pipeline[4].update(crop_size=image_size)
+test_pipeline = _base_.test_pipeline
+assert test_pipeline[1]['type'] == 'Resize'
+test_pipeline[1].update(scale=image_size)
 train_dataloader = dict(
     batch_size=8,
     num_workers=1,

@@ -137,3 +137,16 @@ def test_text_classifier_caches_in_memory_and_on_disk(tmp_path, convnext):
     OVTextClassifier(embed_dims=32, cache_dir=str(tmp_path / 'rand'))(
         vocab, convnext)
     assert not (tmp_path / 'rand').exists()
+
+
+def test_unfetchable_pretrained_tag_says_to_pass_a_local_file(monkeypatch):
+    import open_clip
+
+    def offline(*args, **kwargs):
+        raise ConnectionError('hub unreachable')
+
+    # a known tag whose download fails (no network here): clear advice
+    monkeypatch.setattr(open_clip, 'create_model', offline)
+    with pytest.raises(RuntimeError, match='local file path') as err:
+        OpenCLIPBackbone('RN50', pretrained='openai')
+    assert 'hub unreachable' in str(err.value)
