@@ -3,18 +3,16 @@
 Same command line as mmdet 3.x's ``tools/test.py``, so ``mim test mmfcclip
 <config> --checkpoint ...``, ``tools/dist_test.sh`` and
 ``tools/slurm_test.sh`` work unchanged. Module level imports only
-``argparse``, ``os`` and mmengine's config module (no torch), so ``-h`` is
-fast.
+``argparse`` and ``tools/cli_common.py`` (mmengine's config module, no
+torch), so ``-h`` is fast.
 
 Example:
     python tools/test.py configs/fcclip_convnext_l_coco.py \\
         work_dirs/fcclip/iter_368750.pth --out results.pkl
 """
 import argparse
-import os
 
-
-from mmengine.config import DictAction
+from cli_common import add_common_args, parse
 
 
 def parse_args() -> argparse.Namespace:
@@ -40,32 +38,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         '--wait-time', type=float, default=2, help='the interval of show (s)')
     parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override some settings in the used config, the key-value pair '
-        'in xxx=yyy format will be merged into config file. If the value to '
-        'be overwritten is a list, it should be like key="[a,b]" or key=a,b '
-        'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
-        'Note that the quotation marks are necessary and that no white space '
-        'is allowed.')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument(
         '--tta',
         action='store_true',
         help='test-time augmentation with the config\'s `tta_model` and '
         '`tta_pipeline`')
-    # ``torch.distributed.launch`` passes ``--local-rank`` since torch 2.0
-    # (``--local_rank`` before); torchrun only sets ``LOCAL_RANK``.
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_common_args(parser)
+    return parse(parser)
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 
 Same command line as mmdet 3.x's ``tools/train.py``, so ``mim train
 mmfcclip <config>``, ``tools/dist_train.sh`` and ``tools/slurm_train.sh``
-work unchanged. Module level imports only ``argparse``, ``os`` and
+work unchanged. Module level imports only ``argparse`` and
 mmengine's config module (no torch), because ``mim train`` first runs
 ``train.py -h``.
 
@@ -11,9 +11,8 @@ Example:
         --work-dir work_dirs/fcclip --resume
 """
 import argparse
-import os
 
-from mmengine.config import DictAction
+from cli_common import add_common_args, parse
 
 
 def parse_args() -> argparse.Namespace:
@@ -37,28 +36,8 @@ def parse_args() -> argparse.Namespace:
         const='auto',
         help='If a checkpoint path is given, resume from it; without a '
         'path, resume from the latest checkpoint in the work directory.')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override some settings in the used config, the key-value pair '
-        'in xxx=yyy format will be merged into config file. If the value to '
-        'be overwritten is a list, it should be like key="[a,b]" or key=a,b '
-        'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
-        'Note that the quotation marks are necessary and that no white space '
-        'is allowed.')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    # ``torch.distributed.launch`` passes ``--local-rank`` since torch 2.0
-    # (``--local_rank`` before); torchrun only sets ``LOCAL_RANK``.
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_common_args(parser)
+    return parse(parser)
 
 
 def main() -> None:
