@@ -3,6 +3,7 @@ import copy
 
 import torch
 from mmdet.structures import DetDataSample
+from mmdet.structures.mask import BitmapMasks
 from mmengine.config import Config
 from mmengine.structures import InstanceData, PixelData
 
@@ -86,7 +87,6 @@ def random_panoptic_samples(batch_size, size=64, num_things=2, num_stuff=2,
             img_shape=(size, size), ori_shape=(size, size),
             pad_shape=(size, size), batch_input_shape=(size, size),
             scale_factor=(1.0, 1.0)))
-        from mmdet.structures.mask import BitmapMasks
         inst = InstanceData()
         inst.labels = torch.tensor(labels)
         inst.masks = BitmapMasks(torch.stack(masks).numpy(), size, size)

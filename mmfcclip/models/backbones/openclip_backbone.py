@@ -83,6 +83,7 @@ class OpenCLIPBackbone(BaseModule):
                 f'(timm trunk with stages) nor a ModifiedResNet: FC-CLIP '
                 f'needs a convolutional CLIP.')
         self.embed_dims = self._text_projection_dim()
+        self.fingerprint = self._fingerprint(model_name, pretrained)
         self.out_strides = [4, 8, 16, 32]
         self._freeze()
 
@@ -126,6 +127,23 @@ class OpenCLIPBackbone(BaseModule):
                 f'model.backbone.pretrained=/path/to/open_clip_model.bin. '
                 f'Cause: {e}') from e
 
+    @staticmethod
+    def _fingerprint(model_name: str,
+                     pretrained: Optional[str]) -> Optional[str]:
+        """Identifies the loaded weights, for the on-disk text cache.
+
+        Taken when the weights are loaded (a local file that changes later
+        does not change this model). None (no disk caching) for random
+        weights, which differ per run.
+        """
+        if pretrained is None:
+            return None
+        if osp.isfile(pretrained):
+            stat = os.stat(pretrained)
+            return (f'{model_name}|{osp.abspath(pretrained)}|'
+                    f'{stat.st_size}|{int(stat.st_mtime)}')
+        return f'{model_name}|{pretrained}'
+
     def _text_projection_dim(self) -> int:
         proj = self.clip_model.text_projection
         if isinstance(proj, nn.Linear):
@@ -145,20 +163,6 @@ class OpenCLIPBackbone(BaseModule):
         super().train(False)
         self.training = mode
         return self
-
-    @property
-    def fingerprint(self) -> Optional[str]:
-        """Identifies the text tower's weights for the on-disk text cache.
-
-        None (no disk caching) for random weights, which differ per run.
-        """
-        if self.pretrained is None:
-            return None
-        if osp.isfile(self.pretrained):
-            stat = os.stat(self.pretrained)
-            return (f'{self.model_name}|{osp.abspath(self.pretrained)}|'
-                    f'{stat.st_size}|{int(stat.st_mtime)}')
-        return f'{self.model_name}|{self.pretrained}'
 
     @property
     def logit_scale(self) -> Tensor:

@@ -53,13 +53,6 @@ class FCCLIPHead(Mask2FormerHead):
         self.embed_dims = embed_dims
         self._text_classifier: Optional[TextClassifier] = None
 
-    def init_weights(self) -> None:
-        super().init_weights()
-        # nn.Parameter keeps its value, but be explicit: BaseModule.init_cfg
-        # could otherwise touch it.
-        with torch.no_grad():
-            self.logit_scale.fill_(math.log(1 / 0.07))
-
     def set_text_classifier(self, classifier: TextClassifier) -> None:
         """Set the classifier rows used by the following forward passes."""
         if classifier.weight.shape[-1] != self.embed_dims:

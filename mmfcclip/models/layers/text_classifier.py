@@ -122,13 +122,15 @@ class OVTextClassifier(BaseModule):
         Returns:
             Tensor: Shape (S, D) on the CLIP's device, fp32.
         """
-        prompts = vocab.text_prompts(self.templates)
-        num_syn = sum(vocab.num_synonyms)
-        mem_key = (clip.fingerprint or id(clip), tuple(prompts))
+        # The templates are fixed per module, so the per-class synonym
+        # strings identify the prompts: a hit costs no prompt building.
+        mem_key = (clip.fingerprint or id(clip), vocab.prompts)
         device = clip.logit_scale.device
         if mem_key in self._memory_cache:
             return self._memory_cache[mem_key].to(device)
 
+        prompts = vocab.text_prompts(self.templates)
+        num_syn = sum(vocab.num_synonyms)
         disk_key = self._cache_key(clip, prompts) if self.cache_dir else None
         emb = self._load_from_disk(disk_key, num_syn) if disk_key else None
         if emb is None:

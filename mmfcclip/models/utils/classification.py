@@ -12,12 +12,13 @@ def synonym_index(num_synonyms: Sequence[int],
     Returns:
         Tensor: Long tensor of shape (K, max_synonyms).
     """
-    width = max(num_synonyms)
-    index = torch.full((len(num_synonyms), width), -1, dtype=torch.long)
-    start = 0
-    for k, n in enumerate(num_synonyms):
-        index[k, :n] = torch.arange(start, start + n)
-        start += n
+    counts = torch.as_tensor(list(num_synonyms), dtype=torch.long)
+    class_of_column = torch.repeat_interleave(
+        torch.arange(len(counts)), counts)
+    starts = torch.cumsum(counts, 0) - counts
+    columns = torch.arange(int(counts.sum()))
+    index = torch.full((len(counts), int(counts.max())), -1, dtype=torch.long)
+    index[class_of_column, columns - starts[class_of_column]] = columns
     return index.to(device)
 
 

@@ -9,6 +9,7 @@ model-side ``prompt_names`` map instead.
 """
 import os.path as osp
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
@@ -199,12 +200,12 @@ class OpenVocabulary:
     def num_classes(self) -> int:
         return len(self.thing_classes) + len(self.stuff_classes)
 
-    @property
+    @cached_property
     def synonyms(self) -> List[List[str]]:
         """The synonyms of every class, in class order."""
         return [split_synonyms(p) for p in self.prompts]
 
-    @property
+    @cached_property
     def num_synonyms(self) -> List[int]:
         return [len(s) for s in self.synonyms]
 
