@@ -3,15 +3,13 @@
 # tools/dataset_converters/generate_synthetic_panoptic.py, small enough to
 # train on a 2-core CPU in minutes. Only what a tiny run needs is
 # overridden: a tiny randomly initialised open_clip (no download), 96 px
-# images, a small head, a short schedule. Dataset class, pipeline, model
-# classes, hooks and the panoptic metric are those of the full config.
+# images, a small head, a short schedule. Pipelines, model classes, hooks
+# and the metrics are those of the full config.
 #   python tools/dataset_converters/generate_synthetic_panoptic.py
 #   mim train mmfcclip configs/fcclip_tiny_synthetic.py
 _base_ = './fcclip_convnext_l_coco.py'
 
-from mmfcclip.datasets.synthetic_panoptic import \
-    SYNTHETIC_PANOPTIC_METAINFO as __meta  # noqa: E402
-
+dataset_type = 'SyntheticPanopticDataset'
 data_root = 'data/synthetic_coco_panoptic/'
 image_size = (96, 96)
 num_things_classes = 3
@@ -19,12 +17,12 @@ num_stuff_classes = 2
 num_classes = num_things_classes + num_stuff_classes
 feat = 64
 
-# the recipe's fixed-size batch padding, at 96 px
-batch_augments = _base_.model.data_preprocessor.batch_augments
-batch_augments[0].update(size=image_size)
-
 model = dict(
-    data_preprocessor=dict(batch_augments=batch_augments),
+    # the recipe's fixed-size batch padding, at 96 px
+    data_preprocessor=dict(batch_augments=[
+        dict(_base_.model.data_preprocessor.batch_augments[0],
+             size=image_size)
+    ]),
     backbone=dict(
         model_name='tiny_convnext_atto',
         pretrained=None,
@@ -41,10 +39,8 @@ model = dict(
             text_cfg=dict(
                 context_length=77, vocab_size=49408, width=64, heads=2,
                 layers=1))),
-    train_vocabulary=dict(
-        _delete_=True,
-        thing_classes=__meta['thing_classes'],
-        stuff_classes=__meta['stuff_classes']),
+    # the classes of the data set type (its METAINFO)
+    train_vocabulary=dataset_type,
     # A random CLIP carries no meaning, so its out-of-vocabulary scores are
     # noise: the ensemble is off (alpha = beta = 0, the in-vocabulary
     # classifier alone). Turn it on with --cfg-options model.ensemble.alpha=0.4
@@ -81,39 +77,43 @@ model = dict(
     train_cfg=dict(num_points=576),
     test_cfg=dict(max_per_image=20))
 
-# The recipe's pipelines at 96 px; large-scale jitter milder than 0.1-2.0
-# because the objects are already small.
-train_pipeline = _base_.train_pipeline
-assert [t['type'] for t in train_pipeline[3:5]] == ['RandomResize',
-                                                    'RandomCrop']
-train_pipeline[3].update(scale=image_size, ratio_range=(0.7, 1.4))
-train_pipeline[4].update(crop_size=image_size)
-test_pipeline = _base_.test_pipeline
-assert test_pipeline[1]['type'] == 'Resize'
-test_pipeline[1].update(scale=image_size)
+# The recipe's pipelines at 96 px, steps named by type; large-scale jitter
+# milder than 0.1-2.0 because the objects are already small.
+train_pipeline = [
+    dict(t, scale=image_size, ratio_range=(0.7, 1.4))
+    if t['type'] == 'RandomResize' else
+    dict(t, crop_size=image_size) if t['type'] == 'RandomCrop' else t
+    for t in _base_.train_pipeline
+]
+test_pipeline = [
+    dict(t, scale=image_size) if t['type'] == 'Resize' else t
+    for t in _base_.test_pipeline
+]
 train_dataloader = dict(
     batch_size=8,
     num_workers=1,
+    # the previous sampler of this demo (its PQ in docs/training.md)
+    sampler=dict(_delete_=True, type='InfiniteSampler', shuffle=True),
+    batch_sampler=None,
     dataset=dict(
-        data_root=data_root,
-        metainfo=__meta,
-        pipeline=train_pipeline))
+        type=dataset_type, data_root=data_root, pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=8,
     num_workers=1,
     dataset=dict(
-        data_root=data_root,
-        metainfo=__meta,
-        pipeline=test_pipeline))
+        type=dataset_type, data_root=data_root, pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(
-    _delete_=True,
-    type='OVCocoPanopticMetric',
-    ann_file=data_root + 'annotations/panoptic_val2017.json',
-    seg_prefix=data_root + 'annotations/panoptic_val2017/')
+val_evaluator = [
+    dict(
+        type='OVCocoPanopticMetric',
+        ann_file=data_root + 'annotations/panoptic_val2017.json',
+        seg_prefix=data_root + 'annotations/panoptic_val2017/'),
+    dict(type='SemSegMetric', iou_metrics=['mIoU']),
+]
 test_evaluator = val_evaluator
 
 max_iters = 1500
+# One interval drives validation and checkpoints.
 interval = 500
 optim_wrapper = dict(
     type='OptimWrapper',  # no AMP on CPU
@@ -122,7 +122,10 @@ optim_wrapper = dict(
     # run needs larger steps
     clip_grad=dict(max_norm=1.0))
 param_scheduler = dict(end=max_iters, milestones=[1200, 1400])
-train_cfg = dict(max_iters=max_iters, val_interval=interval)
+train_cfg = dict(
+    max_iters=max_iters,
+    val_interval=interval,
+    dynamic_intervals=[(max_iters // interval * interval + 1, max_iters)])
 default_hooks = dict(
     logger=dict(interval=25),
     checkpoint=dict(interval=interval, max_keep_ckpts=2))

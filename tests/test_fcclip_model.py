@@ -19,7 +19,7 @@ def build(**kwargs):
     return model
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture
 def model():
     return build()
 
@@ -180,7 +180,7 @@ def test_bad_vocabularies_fail_with_clear_messages(model):
     ('rn50', 21033409, 38316896),
 ])
 def test_full_size_parameter_counts(name, trainable, visual):
-    cfg = Config.fromfile(f'configs/_base_/models/fcclip_{name}.py')
+    cfg = Config.fromfile(f'configs/fcclip_{name}_coco.py')
     cfg.model.backbone.pretrained = None
     model = MODELS.build(cfg.model)
     assert sum(p.numel() for p in model.parameters()
@@ -189,3 +189,138 @@ def test_full_size_parameter_counts(name, trainable, visual):
                ) == visual
     assert not any(p.requires_grad for p in model.backbone.parameters())
     assert model.panoptic_head.num_queries == 250
+
+
+# --------------------------------------------------------------------------
+# the vocabulary flows as an argument; bounded caches
+
+
+def test_head_takes_the_classifier_as_an_argument(model):
+    """Two classifiers, one head: the logits follow the argument, and the
+    head keeps no classifier between calls."""
+    from mmfcclip.models.utils import OpenVocabulary
+    model.eval()
+    inputs, samples = random_panoptic_samples(
+        1, 64, generator=torch.Generator().manual_seed(5))
+    data = model.data_preprocessor(dict(inputs=inputs, data_samples=samples),
+                                   False)
+    feats = model.extract_feat(data['inputs'])
+    small = OpenVocabulary.build(['cat'], ['sky'])
+    large = OpenVocabulary.build(['cat', 'dog,puppy'], ['sky', 'sea', 'sand'])
+    with torch.no_grad():
+        cls_a, masks_a = model.panoptic_head(
+            feats, samples, model.text_classifier(small, model.backbone))
+        cls_b, masks_b = model.panoptic_head(
+            feats, samples, model.text_classifier(large, model.backbone))
+    assert cls_a[-1].shape[-1] == 3 and cls_b[-1].shape[-1] == 6
+    # same queries and masks; the 'cat' column is scored identically
+    torch.testing.assert_close(masks_a[-1], masks_b[-1])
+    torch.testing.assert_close(cls_a[-1][..., 0], cls_b[-1][..., 0])
+    assert not any('classifier' in k for k in vars(model.panoptic_head)
+                   if not k.startswith('_modules'))
+
+
+def test_synonym_index_built_once_per_vocabulary(monkeypatch):
+    from mmfcclip.models.layers import text_classifier as module
+    calls = []
+    real = module.synonym_index
+
+    def counting(num_synonyms, device=None):
+        calls.append(tuple(num_synonyms))
+        return real(num_synonyms, device)
+
+    monkeypatch.setattr(module, 'synonym_index', counting)
+    model = build()
+    run_predict(model)
+    run_predict(model, seed=2)
+    # 10 decoder predictions + the CLIP branch per forward, 2 forwards:
+    # still one index for the vocabulary
+    assert calls == [tuple(model.train_vocab.num_synonyms)]
+    model.set_test_vocabulary(dict(thing_classes=['a,b'], stuff_classes=['c']))
+    run_predict(model)
+    run_predict(model, seed=3)
+    assert calls[1:] == [(2, 1)]
+
+
+def test_caches_are_bounded_and_seen_masks_follow_training_vocab():
+    model = build()
+    model.text_classifier._memory_cache.max_size = 3
+    model.vocabularies._seen.max_size = 2
+    for i in range(6):
+        model.set_test_vocabulary(
+            dict(thing_classes=[f'thing {i}'], stuff_classes=['sky']))
+        run_predict(model)
+    assert len(model.text_classifier._memory_cache) == 3
+    assert len(model.vocabularies._seen) <= 2
+    vocab = model.test_vocab
+    assert model.seen_mask(vocab).tolist() == [False, True]
+    # a new training vocabulary invalidates the seen masks
+    model.set_train_vocabulary(
+        dict(thing_classes=('thing 5', 'green square'),
+             stuff_classes=('grass', 'dirt')))
+    assert model.seen_mask(vocab).tolist() == [True, False]
+
+
+def _old_panoptic_postprocess(mask_cls, mask_pred, num_things, num_classes,
+                              object_mask_thr=0.0, iou_thr=0.8):
+    """mmfcclip's own panoptic inference before it was replaced by
+    mmdet's (kept here as the reference of the equivalence test)."""
+    from mmdet.evaluation.functional import INSTANCE_OFFSET
+    scores, labels = torch.softmax(mask_cls, dim=-1).max(-1)
+    mask_prob = mask_pred.sigmoid()
+    keep = labels.ne(num_classes) & (scores > object_mask_thr)
+    cur_scores, cur_classes = scores[keep], labels[keep]
+    cur_masks = mask_prob[keep]
+    h, w = mask_pred.shape[-2:]
+    pan = torch.full((h, w), num_classes, dtype=torch.int32)
+    if cur_masks.shape[0] == 0:
+        return pan
+    ids = (cur_scores.view(-1, 1, 1) * cur_masks).argmax(0)
+    instance_id = 1
+    for k in range(cur_classes.shape[0]):
+        c = int(cur_classes[k])
+        assigned = ids == k
+        area = int(assigned.sum())
+        original = cur_masks[k] >= 0.5
+        orig_area = int(original.sum())
+        final = assigned & original
+        if area == 0 or orig_area == 0 or not final.any():
+            continue
+        if area / orig_area < iou_thr:
+            continue
+        if c < num_things:
+            pan[final] = c + instance_id * INSTANCE_OFFSET
+            instance_id += 1
+        else:
+            pan[final] = c
+    return pan
+
+
+@pytest.mark.parametrize('seed', range(6))
+def test_mmdet_panoptic_postprocess_equals_the_previous_one(model, seed):
+    """mmdet's MaskFormerFusionHead.panoptic_postprocess (filter_low_score)
+    gives the same segmentation: same partition into segments, same class
+    per pixel; only thing instance ids may be numbered differently."""
+    from mmdet.evaluation.functional import INSTANCE_OFFSET
+    g = torch.Generator().manual_seed(seed)
+    q, k, num_things = 12, 5, 3
+    mask_cls = torch.randn(q, k + 1, generator=g) * 3
+    # overlapping discs: logit = radius - distance to the centre
+    ys, xs = torch.meshgrid(torch.arange(40.), torch.arange(40.),
+                            indexing='ij')
+    centres = torch.rand(q, 2, generator=g) * 40
+    radii = 4 + torch.rand(q, 1, 1, generator=g) * 12
+    dist = ((ys - centres[:, 0, None, None])**2 +
+            (xs - centres[:, 1, None, None])**2).sqrt()
+    mask_pred = radii - dist
+    head = model.panoptic_fusion_head
+    with head._vocabulary(num_things, k - num_things):
+        new = head.panoptic_postprocess(mask_cls, mask_pred).sem_seg[0]
+    old = _old_panoptic_postprocess(mask_cls, mask_pred, num_things, k)
+    assert torch.equal(new % INSTANCE_OFFSET, old % INSTANCE_OFFSET)
+    pairs = set(zip(new.flatten().tolist(), old.flatten().tolist()))
+    assert len({a for a, _ in pairs}) == len({b for _, b in pairs}) == \
+        len(pairs)  # a one-to-one relabelling of segments
+    assert len(old.unique()) >= 2  # non-trivial segmentations
+    # the head's configured class counts are restored after the call
+    assert head.num_classes == len(model.train_vocab.classes)

@@ -10,7 +10,7 @@ import mmfcclip
 
 PY = sys.executable
 MMDET_REGISTRIES = ('MODELS', 'DATASETS', 'TRANSFORMS', 'METRICS', 'HOOKS',
-                    'OPTIM_WRAPPER_CONSTRUCTORS', 'TASK_UTILS')
+                    'OPTIM_WRAPPER_CONSTRUCTORS', 'TASK_UTILS', 'RUNNERS')
 
 
 def _public_classes():
@@ -83,6 +83,37 @@ def test_import_is_light():
     out = subprocess.run([PY, '-c', code], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == '[]'
+
+
+def test_import_has_no_global_side_effects():
+    """mmengine's checkpoint loaders are the same objects before and after
+    ``import mmfcclip``; the safe loader is used only where chosen."""
+    code = ('from mmengine.runner.checkpoint import CheckpointLoader\n'
+            'before = dict(CheckpointLoader._schemes)\n'
+            'import mmfcclip\n'
+            'from mmfcclip.engine import safe_checkpoint_loading\n'
+            'from mmfcclip.engine.checkpoint import load_from_local_safe\n'
+            'assert dict(CheckpointLoader._schemes) == before\n'
+            'with safe_checkpoint_loading():\n'
+            '    assert CheckpointLoader._schemes[""] is load_from_local_safe\n'
+            'assert dict(CheckpointLoader._schemes) == before\n'
+            'print("ok")')
+    out = subprocess.run([PY, '-c', code], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == 'ok', out.stderr
+
+
+def test_data_pipeline_does_not_import_evaluation():
+    """Panoptic PNG helpers live in a neutral module, so ``datasets``
+    never imports ``evaluation``."""
+    import ast
+    import pathlib
+    for path in pathlib.Path('mmfcclip/datasets').rglob('*.py'):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                assert 'evaluation' not in (node.module or ''), path
+            elif isinstance(node, ast.Import):
+                assert not any('evaluation' in a.name for a in node.names), \
+                    path
 
 
 def test_mim_finds_configs_and_tools():

@@ -9,7 +9,8 @@ from mmdet.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS
 from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.registry import init_default_scope
-from mmengine.runner import Runner
+
+from mmfcclip.utils import build_runner
 
 from _tiny import random_panoptic_samples, tiny_model_cfg
 
@@ -106,7 +107,7 @@ def test_param_groups_decay_and_frozen_clip(coco_cfg):
     def decay(name):
         return by_id[id(names[name])]['weight_decay']
 
-    # no decay on embeddings and norms, 0.05 elsewhere (reference 8.2, 12.18)
+    # no decay on embeddings and norms, 0.05 elsewhere (official train_net.py build_optimizer)
     for name in ('panoptic_head.query_embed.weight',
                  'panoptic_head.query_feat.weight',
                  'panoptic_head.level_embed.weight',
@@ -122,6 +123,7 @@ def test_param_groups_decay_and_frozen_clip(coco_cfg):
         assert decay(name) == 0.05, name
 
 
+@pytest.mark.slow
 def test_full_size_structure_trains_two_iterations(coco_cfg):
     """ConvNeXt-L CLIP + the real head, random weights, 64 px, 3 classes."""
     cfg = copy.deepcopy(coco_cfg.model)
@@ -189,14 +191,15 @@ def tiny_runner(work_dir, data_root, resume=False):
     cfg.param_scheduler.end = 6
     cfg.default_hooks.checkpoint.update(interval=3, save_best=None)
     cfg.default_hooks.logger.interval = 1
-    cfg.val_evaluator.ann_file = data_root + \
-        '/annotations/panoptic_val2017.json'
-    cfg.val_evaluator.seg_prefix = data_root + '/annotations/panoptic_val2017/'
-    cfg.test_evaluator = cfg.val_evaluator
+    pq = cfg.val_evaluator[0]
+    pq.ann_file = data_root + '/annotations/panoptic_val2017.json'
+    pq.seg_prefix = data_root + '/annotations/panoptic_val2017/'
+    cfg.val_evaluator = cfg.test_evaluator = [pq]
     cfg.log_level = 'WARNING'
-    return Runner.from_cfg(cfg)
+    return build_runner(cfg)  # the config's SafeCheckpointRunner
 
 
+@pytest.mark.slow
 def test_resume_continues_with_identical_losses(tmp_path, synthetic_root):
     full = _LossRecorder()
     runner = tiny_runner(tmp_path / 'full', synthetic_root)

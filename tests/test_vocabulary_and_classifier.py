@@ -1,5 +1,6 @@
 """Vocabularies, synonym max, mask pooling and the geometric ensemble, each
-checked against an independent computation written from the reference."""
+checked against an independent computation written from the official
+equations (fcclip/fcclip.py)."""
 import math
 
 import numpy as np
@@ -8,9 +9,9 @@ import torch
 
 from mmfcclip.models.layers import OpenVocabEnsemble
 from mmfcclip.models.utils import (VILD_TEMPLATES, OpenVocabulary,
-                                   get_classification_logits,
+                                   TextClassifier, get_classification_logits,
                                    load_prompt_names, mask_pool,
-                                   split_synonyms)
+                                   split_synonyms, synonym_index)
 
 
 def test_split_synonyms_follows_fcclip():
@@ -71,7 +72,8 @@ def test_classification_logits_max_over_synonyms():
     x = torch.randn(2, 5, d, generator=g)
     t = torch.nn.functional.normalize(torch.randn(s + 1, d, generator=g), dim=-1)
     logit_scale = torch.tensor(math.log(1 / 0.07))
-    out = get_classification_logits(x, t, logit_scale, num_synonyms)
+    classifier = TextClassifier(t, num_synonyms, synonym_index(num_synonyms))
+    out = get_classification_logits(x, classifier, logit_scale)
     assert out.shape == (2, 5, len(num_synonyms) + 1)
     # independent computation, float64
     xn = x.double() / x.double().norm(dim=-1, keepdim=True)
@@ -85,7 +87,7 @@ def test_classification_logits_max_over_synonyms():
     torch.testing.assert_close(out[..., -1].double(), z[..., -1], rtol=1e-5,
                                atol=1e-5)
     # the scale is clamped at 100
-    big = get_classification_logits(x, t, torch.tensor(10.0), num_synonyms)
+    big = get_classification_logits(x, classifier, torch.tensor(10.0))
     torch.testing.assert_close(big[..., -1].double(),
                                100 * xn @ t.double()[-1], rtol=1e-5,
                                atol=1e-4)
@@ -116,7 +118,8 @@ def test_mask_pool_matches_masked_mean_and_detaches_masks():
 
 
 def _reference_ensemble(z_in, z_out, seen, alpha, beta, valid=None):
-    """Reference 7.2 in float64 numpy, written from the equations."""
+    """The official ensemble (FCCLIP.forward) in float64 numpy, written
+    from the equations."""
     z_in, z_out = z_in.double().numpy(), z_out.double().numpy()
     k = z_in.shape[-1] - 1
 

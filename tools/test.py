@@ -52,7 +52,7 @@ def main() -> None:
 
     # Heavy imports only after parsing. Importing mmfcclip fills mmdet's
     # registries even for configs that do not list it in
-    # ``custom_imports``, and installs its checkpoint loader.
+    # ``custom_imports``.
     from mmdet.engine.hooks.utils import trigger_visualization_hook
     from mmdet.evaluation import DumpDetResults
     from mmengine.config import ConfigDict

@@ -46,7 +46,7 @@ def main() -> None:
 
     # Heavy imports only after parsing (see the module docstring). Importing
     # mmfcclip fills mmdet's registries even for configs that do not list it
-    # in ``custom_imports``, and installs its checkpoint loader for resume.
+    # in ``custom_imports``.
     import mmfcclip  # noqa: F401
     from mmfcclip.utils import build_runner, load_tool_config
 

@@ -20,10 +20,11 @@ refused with :class:`UntrustedCheckpointError`, which names the offending
 globals; set ``MMFCCLIP_TRUSTED_CHECKPOINTS=1`` to load a file you trust with
 ``weights_only=False``.
 
-The loader replaces mmengine's ``''`` (local path) scheme of
-:class:`~mmengine.runner.CheckpointLoader` when ``mmfcclip`` is imported
-(e.g. through ``custom_imports=dict(imports=['mmfcclip'])``), which is what
-``Runner.resume`` and ``Runner.load_checkpoint`` use for local files.
+Nothing changes on import: the loader serves mmengine's ``''`` (local path)
+scheme of :class:`~mmengine.runner.CheckpointLoader` only inside
+:func:`safe_checkpoint_loading`, which :class:`SafeCheckpointRunner`
+(``runner_type = 'SafeCheckpointRunner'`` in the configs) wraps around
+``Runner.load_checkpoint``, i.e. around ``resume`` and ``load_from``.
 """
 import contextlib
 import os
@@ -40,7 +41,7 @@ from mmengine.utils import digit_version
 __all__ = [
     'TRUSTED_CHECKPOINTS_ENV', 'MMENGINE_SAFE_GLOBALS',
     'UntrustedCheckpointError', 'is_trusted_load_enabled',
-    'load_from_local_safe'
+    'load_from_local_safe', 'safe_checkpoint_loading'
 ]
 
 #: Environment variable that opts in to ``weights_only=False`` loading.
@@ -224,15 +225,15 @@ def _refusal(filename: str, error: pickle.UnpicklingError) -> str:
             'environment (this uses torch.load(weights_only=False)).')
 
 
-@CheckpointLoader.register_scheme(prefixes='', force=True)
 def load_from_local_safe(
     filename: str,
     map_location: Optional[Union[str, Callable, torch.device, dict]] = None
 ) -> Any:
     """Load a local checkpoint, allowing only what mmengine itself saves.
 
-    Registered as :class:`~mmengine.runner.CheckpointLoader`'s local-path
-    scheme (``''``), replacing mmengine's ``load_from_local``, so it serves
+    Inside :func:`safe_checkpoint_loading` it is
+    :class:`~mmengine.runner.CheckpointLoader`'s local-path scheme (``''``)
+    in place of mmengine's ``load_from_local``, so it serves
     ``Runner.resume``, ``load_from`` and ``mmengine.runner.load_checkpoint``.
 
     With torch >= 2.6 the file is read with ``torch.load(weights_only=True)``
@@ -282,3 +283,29 @@ def load_from_local_safe(
         # The reason is in the message; torch's own advice (weights_only=False)
         # is not repeated in the traceback.
         raise UntrustedCheckpointError(_refusal(filename, error)) from None
+
+
+@contextlib.contextmanager
+def safe_checkpoint_loading() -> Iterator[None]:
+    """Load local checkpoints with :func:`load_from_local_safe` inside.
+
+    mmengine's own local loader is put back on exit, also on errors, so the
+    choice stays explicit and scoped: importing mmfcclip changes nothing.
+
+    Example:
+        >>> from mmengine.runner import load_checkpoint
+        >>> with safe_checkpoint_loading():
+        ...     load_checkpoint(model, 'work_dirs/fcclip/iter_5000.pth')
+    """
+    # mmengine offers no public getter for a registered scheme.
+    previous = CheckpointLoader._schemes.get('')
+    CheckpointLoader.register_scheme(
+        prefixes='', loader=load_from_local_safe, force=True)
+    try:
+        yield
+    finally:
+        if previous is None:
+            CheckpointLoader._schemes.pop('', None)
+        else:
+            CheckpointLoader.register_scheme(
+                prefixes='', loader=previous, force=True)

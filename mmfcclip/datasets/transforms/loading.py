@@ -1,17 +1,11 @@
 # Copyright (c) mmfcclip contributors. All rights reserved.
 from typing import Optional
 
-import numpy as np
+import cv2
 from mmdet.datasets.transforms import LoadPanopticAnnotations
 from mmdet.registry import TRANSFORMS
-from mmdet.structures.mask import BitmapMasks
 
-from mmfcclip.evaluation.functional import imread_panoptic_rgb
-
-try:
-    from panopticapi.utils import rgb2id
-except ImportError:
-    from mmfcclip.evaluation.functional import rgb2id
+from mmfcclip.utils.panoptic_io import rgb2id
 
 
 @TRANSFORMS.register_module()
@@ -21,8 +15,8 @@ class OVLoadPanopticAnnotations(LoadPanopticAnnotations):
     Same arguments, required keys and outputs as
     :class:`mmdet.datasets.transforms.LoadPanopticAnnotations`, whose
     ``__init__`` raises ``ImportError`` when ``panopticapi`` (not on PyPI) is
-    missing. ``panopticapi.utils.rgb2id`` is used when it is installed,
-    :func:`mmfcclip.evaluation.functional.rgb2id` otherwise.
+    missing; mmdet's loading with :func:`mmfcclip.utils.panoptic_io.rgb2id`
+    in place of ``panopticapi.utils.rgb2id``.
 
     Added keys (as in mmdet):
 
@@ -34,12 +28,9 @@ class OVLoadPanopticAnnotations(LoadPanopticAnnotations):
     Differences from mmdet:
 
     * an undecodable PNG raises ``OSError`` naming the file (mmdet fails
-      inside OpenCV with an assertion about an empty image), a missing one
+      with ``'NoneType' object has no attribute 'squeeze'``), a missing one
       ``FileNotFoundError`` naming it for every file backend, and a PNG
-      whose size differs from ``ori_shape`` raises ``ValueError``;
-    * the PNG is decoded with ``imdecode_backend`` (mmdet ignores the
-      argument here and uses mmcv's global default, also ``'cv2'``);
-    * masks and the label map are built in one vectorised pass.
+      whose size differs from ``ori_shape`` raises ``ValueError``.
 
     Args:
         with_bbox (bool): Load the boxes. Defaults to True.
@@ -75,11 +66,7 @@ class OVLoadPanopticAnnotations(LoadPanopticAnnotations):
         self.rgb2id = rgb2id
 
     def _load_masks_and_semantic_segs(self, results: dict) -> None:
-        """Load ``gt_masks`` and ``gt_seg_map`` from the panoptic PNG.
-
-        Labels of ``gt_seg_map`` are the contiguous ``segments_info``
-        categories (things first, then stuff); pixels of no listed segment
-        (VOID) are 255.
+        """mmdet's loading, with errors that name the PNG.
 
         Args:
             results (dict): Result dict with ``seg_map_path``,
@@ -88,48 +75,25 @@ class OVLoadPanopticAnnotations(LoadPanopticAnnotations):
                 ``seg_map_path`` is missing or None (inference without
                 ground truth).
         """
-        seg_map_path = results.get('seg_map_path', None)
-        if seg_map_path is None:
-            return
-        pan = self.rgb2id(
-            imread_panoptic_rgb(
-                seg_map_path,
-                backend_args=self.backend_args,
-                imdecode_backend=self.imdecode_backend))
-        h, w = pan.shape
+        path = results.get('seg_map_path', None)
+        try:
+            super()._load_masks_and_semantic_segs(results)
+        except FileNotFoundError as err:
+            raise FileNotFoundError(
+                f'Panoptic annotation PNG not found: {path}') from err
+        except (AttributeError, cv2.error) as err:
+            # mmcv.imfrombytes returns None for bytes it cannot decode, and
+            # mmdet then fails on None.squeeze().
+            raise OSError(f'Cannot decode panoptic PNG {path}: {err}') from err
         # The masks must align with the image; mmdet would silently build
         # BitmapMasks of one size holding arrays of another.
+        loaded = results.get('gt_seg_map')
+        if loaded is None and 'gt_masks' in results and len(
+                results['gt_masks']):
+            loaded = results['gt_masks'].masks[0]
         ori_shape = results.get('ori_shape')
-        if ori_shape is not None and tuple(ori_shape) != (h, w):
+        if loaded is not None and ori_shape is not None and \
+                tuple(ori_shape[:2]) != loaded.shape[-2:]:
             raise ValueError(
-                f'Panoptic PNG {seg_map_path} has shape '
-                f'{(h, w)}, but the image has {tuple(ori_shape)}.')
-
-        segments = results['segments_info']
-        seg_ids = np.array([s['id'] for s in segments], dtype=np.int64)
-        seg_labels = np.array([s['category'] for s in segments],
-                              dtype=np.int64)
-
-        if self.with_seg:
-            # Look every pixel's id up in the sorted segment ids; pixels
-            # whose id is not listed stay 255 (ignore).
-            order = np.argsort(seg_ids, kind='stable')
-            sorted_ids = seg_ids[order]
-            gt_seg = np.full_like(pan, 255)
-            if len(sorted_ids) > 0:
-                pos = np.minimum(
-                    np.searchsorted(sorted_ids, pan),
-                    len(sorted_ids) - 1)
-                listed = sorted_ids[pos] == pan
-                gt_seg[listed] = seg_labels[order][pos[listed]]
-            results['gt_seg_map'] = gt_seg
-
-        if self.with_mask:
-            # Crowd thing segments have is_thing=False (CocoPanopticDataset)
-            # and get no mask, like stuff.
-            thing_ids = np.array(
-                [s['id'] for s in segments if s.get('is_thing')],
-                dtype=np.int64)
-            # shape (num_things, H, W)
-            masks = (pan[None] == thing_ids[:, None, None]).astype(np.uint8)
-            results['gt_masks'] = BitmapMasks(masks, h, w)
+                f'Panoptic PNG {path} has shape {loaded.shape[-2:]}, but the '
+                f'image has {tuple(ori_shape[:2])}.')

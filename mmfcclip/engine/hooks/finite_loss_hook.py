@@ -4,9 +4,9 @@ from numbers import Number
 from typing import Dict, List, Optional, Union
 
 import torch
+from mmdet.engine.hooks import CheckInvalidLossHook
 from mmdet.registry import HOOKS
 from mmengine.dist import all_reduce, get_world_size
-from mmengine.hooks import Hook
 from mmengine.runner import EpochBasedTrainLoop
 
 __all__ = ['FiniteLossHook']
@@ -15,8 +15,12 @@ DATA_BATCH = Optional[Union[dict, tuple, list]]
 
 
 @HOOKS.register_module()
-class FiniteLossHook(Hook):
+class FiniteLossHook(CheckInvalidLossHook):
     """Raise ``RuntimeError`` when the total loss or a loss term is not finite.
+
+    mmdet's :class:`CheckInvalidLossHook` with what it lacks: it only
+    asserts that the total is finite (every 50 iterations by default) and
+    reports nothing useful.
 
     After every ``interval`` training iterations the hook reads the dict the
     model's ``train_step`` returned (mmengine's ``log_vars``: the total
@@ -24,8 +28,7 @@ class FiniteLossHook(Hook):
     contains ``'loss'``, which are the entries mmengine sums into the total.
     A NaN or infinite value stops training with an error naming the
     iteration and the offending terms, instead of letting training continue
-    on corrupted weights and saving them. mmdet's ``CheckInvalidLossHook``
-    only asserts the total and reports nothing useful.
+    on corrupted weights and saving them.
 
     The hook runs with ``ABOVE_NORMAL`` priority, i.e. before the logger and
     checkpoint hooks of the same iteration. In distributed training the
@@ -44,7 +47,7 @@ class FiniteLossHook(Hook):
     def __init__(self, interval: int = 1, check_all: bool = False) -> None:
         if interval < 1:
             raise ValueError(f'interval must be >= 1, got {interval}')
-        self.interval = interval
+        super().__init__(interval=interval)
         self.check_all = check_all
 
     def after_train_iter(self,

@@ -1,14 +1,26 @@
 """An optimizer wrapper constructor that leaves frozen parameters out."""
 import contextlib
+import logging
 from collections import Counter
-from typing import Iterator, List, Set, Tuple
+from typing import Iterator, List, Optional, Tuple, Union
 
 import torch.nn as nn
 from mmdet.registry import OPTIM_WRAPPER_CONSTRUCTORS
-from mmengine.logging import print_log
+from mmengine.logging import MMLogger, print_log
 from mmengine.optim import DefaultOptimWrapperConstructor, OptimWrapper
 
 __all__ = ['FrozenAwareOptimWrapperConstructor']
+
+# The end of the warning DefaultOptimWrapperConstructor.add_params logs for
+# every parameter with requires_grad=False.
+_PARENT_WARNING = 'is skipped since its requires_grad=False'
+
+
+class _DropFrozenWarnings(logging.Filter):
+    """Drops the parent's per-tensor warnings (summarised instead)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).endswith(_PARENT_WARNING)
 
 
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
@@ -23,11 +35,11 @@ class FrozenAwareOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     cases and logs a single INFO line saying how many tensors and scalar
     parameters were skipped, per top-level sub-module.
 
-    Everything else (``paramwise_cfg`` with ``custom_keys``,
-    ``norm_decay_mult``, ``bias_lr_mult``, ``bypass_duplicate``, ...; the
-    optimizer wrapper type) is the parent's, unchanged. Parameters frozen
-    when the optimizer is built are never optimized, even if they are
-    unfrozen later.
+    :meth:`add_params` does not descend into sub-modules whose parameters
+    are all frozen; everything else (``custom_keys``, ``norm_decay_mult``,
+    ``bias_lr_mult``, ``bypass_duplicate``, ...; the optimizer wrapper type)
+    is the parent's, unchanged. Parameters frozen when the optimizer is
+    built are never optimized, even if they are unfrozen later.
 
     Args:
         optim_wrapper_cfg (dict): The config dict of the optimizer wrapper,
@@ -43,6 +55,16 @@ class FrozenAwareOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         ...     paramwise_cfg=dict(norm_decay_mult=0.0))
     """
 
+    def __init__(self,
+                 optim_wrapper_cfg: dict,
+                 paramwise_cfg: Optional[dict] = None) -> None:
+        # Without a paramwise_cfg the parent passes model.parameters() to the
+        # optimizer and never calls add_params; an empty ``custom_keys``
+        # changes no option but routes every parameter through add_params.
+        super().__init__(optim_wrapper_cfg, paramwise_cfg
+                         or dict(custom_keys={}))
+        self._frozen: List[Tuple[str, nn.Parameter]] = []
+
     def __call__(self, model: nn.Module) -> OptimWrapper:
         """Build the optimizer wrapper from the trainable parameters only.
 
@@ -52,58 +74,53 @@ class FrozenAwareOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         Returns:
             OptimWrapper: The optimizer wrapper.
         """
-        # Names relative to the bare model, as the parent unwraps ``.module``.
-        frozen = self._frozen_parameters(
-            model.module if hasattr(model, 'module') else model)
-        with self._hide_parameters(model, {id(p) for _, p in frozen}):
+        self._frozen = []
+        with self._summarised_warnings():
             optim_wrapper = super().__call__(model)
-        if frozen:
-            self._log_summary(frozen)
+        if self._frozen:
+            self._log_summary(self._frozen)
         return optim_wrapper
 
-    @staticmethod
-    def _frozen_parameters(model: nn.Module) -> List[Tuple[str, nn.Parameter]]:
-        """Named parameters with ``requires_grad=False``, each tensor once.
+    def add_params(self,
+                   params: List[dict],
+                   module: nn.Module,
+                   prefix: str = '',
+                   is_dcn_module: Optional[Union[int, float]] = None) -> None:
+        """Add the trainable parameters of ``module`` to ``params``.
+
+        A sub-module whose parameters are all frozen (FC-CLIP's CLIP) is
+        recorded and skipped as a whole; the others go to the parent, which
+        skips their frozen tensors itself.
 
         Args:
-            model (nn.Module): The model.
-
-        Returns:
-            list[tuple[str, nn.Parameter]]: ``(name, parameter)`` pairs.
+            params (list[dict]): Parameter groups, extended in place.
+            module (nn.Module): The module to add.
+            prefix (str): The module's name in the model.
+            is_dcn_module (int | float, optional): As for the parent.
         """
-        return [(name, param) for name, param in model.named_parameters()
-                if not param.requires_grad]
+        named = list(module.named_parameters(prefix=prefix))
+        frozen = [(name.lstrip('.'), p) for name, p in named
+                  if not p.requires_grad]
+        if named and len(frozen) == len(named):
+            self._frozen.extend(frozen)
+            return
+        self._frozen.extend((f'{prefix}.{name}'.lstrip('.'), p)
+                            for name, p in module.named_parameters(
+                                recurse=False) if not p.requires_grad)
+        super().add_params(params, module, prefix, is_dcn_module)
 
     @staticmethod
     @contextlib.contextmanager
-    def _hide_parameters(model: nn.Module, hidden: Set[int]) -> Iterator[None]:
-        """Temporarily remove the given parameters from every module.
-
-        The parent decides each parameter's group from its module type, name
-        and prefix while walking ``named_parameters(recurse=False)`` of every
-        module, and warns about frozen ones as it goes. Hiding the frozen
-        tensors from that walk keeps its group logic intact without
-        re-implementing it. Each module's own parameter dict is swapped for
-        a filtered copy and the original object is put back afterwards, so
-        the model is unchanged once this context exits, even on errors.
-
-        Args:
-            model (nn.Module): The model.
-            hidden (set[int]): ``id()`` of the parameters to hide.
-        """
-        swapped = []
+    def _summarised_warnings() -> Iterator[None]:
+        """Drop the parent's per-tensor warnings while building: the frozen
+        tensors they name are reported in one summary line instead."""
+        logger = MMLogger.get_current_instance()
+        log_filter = _DropFrozenWarnings()
+        logger.addFilter(log_filter)
         try:
-            for module in model.modules():
-                own = module._parameters
-                if any(id(p) in hidden for p in own.values() if p is not None):
-                    swapped.append((module, own))
-                    module._parameters = type(own)(
-                        (key, p) for key, p in own.items()
-                        if p is None or id(p) not in hidden)
             yield
         finally:
-            for module, own in swapped:
-                module._parameters = own
+            logger.removeFilter(log_filter)
 
     @staticmethod
     def _log_summary(frozen: List[Tuple[str, nn.Parameter]]) -> None:

@@ -2,7 +2,7 @@
 extractor of the mask decoder and as the open-vocabulary classifier."""
 import os
 import os.path as osp
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -21,8 +21,9 @@ class OpenCLIPBackbone(BaseModule):
 
     ``forward`` returns the four stage outputs ``res2..res5`` (strides 4-32)
     for the pixel decoder. The dense CLIP feature (``clip_vis_dense``: the
-    raw last stage, reference 2.3), the CLIP visual head applied to masks
-    (:meth:`mask_embed`, reference 2.4), the text encoder and the CLIP
+    raw last stage, official ``CLIP.extract_features`` in
+    ``fcclip/modeling/backbone/clip.py``), the CLIP visual head applied to masks
+    (:meth:`mask_embed`, official ``visual_prediction_forward``), the text encoder and the CLIP
     ``logit_scale`` serve the out-of-vocabulary classifier.
 
     The model is frozen: no parameter requires grad, it stays in eval mode
@@ -84,7 +85,6 @@ class OpenCLIPBackbone(BaseModule):
                 f'needs a convolutional CLIP.')
         self.embed_dims = self._text_projection_dim()
         self.fingerprint = self._fingerprint(model_name, pretrained)
-        self.out_strides = [4, 8, 16, 32]
         self._freeze()
 
     @staticmethod
@@ -187,7 +187,12 @@ class OpenCLIPBackbone(BaseModule):
             x = visual.trunk.stem(x)
             for stage in visual.trunk.stages:
                 x = stage(x)
-                outs.append(x)
+                # timm's ConvNeXt blocks leave channels-last strides; the
+                # official extract_features_convnext makes each stage
+                # contiguous, and so must we: the pixel decoder's
+                # convolutions take another kernel path on strided input,
+                # which changes results by ~1e-6 and flips mask logits near 0.
+                outs.append(x.contiguous())
         else:
             x = visual.act1(visual.bn1(visual.conv1(x)))
             x = visual.act2(visual.bn2(visual.conv2(x)))
@@ -209,7 +214,8 @@ class OpenCLIPBackbone(BaseModule):
 
     @torch.no_grad()
     def mask_embed(self, dense: Tensor, mask_logits: Tensor) -> Tensor:
-        """CLIP embeddings of masked regions (reference 2.4 and 7.1).
+        """CLIP embeddings of masked regions (official
+        ``CLIP.visual_prediction_forward`` and ``FCCLIP.forward``).
 
         Args:
             dense (Tensor): ``clip_vis_dense`` of shape (B, C, H, W).
@@ -285,20 +291,25 @@ class OpenCLIPBackbone(BaseModule):
     def encode_text(self, texts: Sequence[str]) -> Tensor:
         """Unnormalised CLIP text embeddings.
 
-        Uses open_clip's own ``encode_text`` (batch-first on open_clip >=
-        2.26), not FC-CLIP's hand-written sequence-first version, which is
-        wrong on current open_clip (reference 12, item 14).
+        Reproduces open_clip's own ``CLIP.encode_text`` (batch-first on
+        open_clip >= 2.26; FC-CLIP's hand-written sequence-first version is
+        wrong on open_clip >= 2.26, whose text transformer is batch-first) without its
+        padding work: :func:`~mmfcclip.models.utils.encode_text_trimmed`
+        runs each distinct prompt only up to its end-of-text token, which
+        the causal text tower makes exact (within ~1e-6 relative, fp32).
+        Text towers it cannot reproduce fall back to ``encode_text`` over
+        the full context.
+
+        Args:
+            texts (Sequence[str]): N prompts.
 
         Returns:
-            Tensor: Shape (len(texts), embed_dims).
+            Tensor: Shape (N, embed_dims).
         """
+        # Imported here, not with mask_pool, to keep this change local.
+        from ..utils import encode_text_trimmed
+
         self.clip_model.eval()
         device = self.clip_model.logit_scale.device
         tokens = self.tokenizer(list(texts)).to(device)
-        return self.clip_model.encode_text(tokens)
-
-    def num_parameters(self) -> Dict[str, int]:
-        """Parameter counts of the CLIP towers (for logs and tests)."""
-        visual = sum(p.numel() for p in self.clip_model.visual.parameters())
-        total = sum(p.numel() for p in self.clip_model.parameters())
-        return dict(visual=visual, total=total, text=total - visual)
+        return encode_text_trimmed(self.clip_model, tokens)

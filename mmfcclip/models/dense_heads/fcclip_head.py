@@ -1,15 +1,15 @@
 import math
-from typing import Optional, Tuple
+from typing import Dict, List, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmdet.models.dense_heads import Mask2FormerHead
 from mmdet.registry import MODELS
+from mmdet.structures import SampleList
 from torch import Tensor
 
-from ..layers import TextClassifier
-from ..utils import get_classification_logits, mask_pool
+from ..utils import TextClassifier, get_classification_logits, mask_pool
 
 
 @MODELS.register_module()
@@ -18,19 +18,22 @@ class FCCLIPHead(Mask2FormerHead):
     open-vocabulary, text-embedding classifier.
 
     mmdet's linear ``cls_embed`` is replaced by FC-CLIP's class path
-    (reference 5.5): the pixel-decoder mask features are average-pooled
-    inside each binarised (detached) predicted mask, projected by
-    ``LayerNorm + Linear``, added to the normalised decoder output, mapped
-    into the CLIP embedding space by a 3-layer MLP, and scored against the
-    text classifier (cosine similarity, own learnable logit scale initialised
-    to ``ln(1/0.07)`` and clamped at 100, max over synonyms, void last).
+    (official ``MultiScaleMaskedTransformerDecoder.forward_prediction_heads``
+    in ``fcclip/modeling/transformer_decoder/fcclip_transformer_decoder.py``):
+    the pixel-decoder mask features are average-pooled inside each binarised
+    (detached) predicted mask, projected by ``LayerNorm + Linear``, added to
+    the normalised decoder output and mapped into the CLIP embedding space
+    by a 3-layer MLP. These region embeddings are scored against the text
+    classifier (cosine similarity, own learnable logit scale initialised to
+    ``ln(1/0.07)`` and clamped at 100, max over synonyms, void last).
 
     Everything else (masked-attention decoder with the empty-row fix, mask
     MLP, Hungarian matching, point-sampled losses, deep supervision) is
-    mmdet's :class:`Mask2FormerHead`. The classifier rows depend on the
-    active vocabulary; the detector sets them with
-    :meth:`set_text_classifier` before every forward. ``num_things_classes``
-    and ``num_stuff_classes`` (and ``loss_cls.class_weight``) describe the
+    mmdet's :class:`Mask2FormerHead`. The text classifier depends on the
+    vocabulary of the batch, so :meth:`forward`, :meth:`loss` and
+    :meth:`predict` take it as an argument (as mmseg's SAN passes its
+    classifier embeddings down); ``num_things_classes`` and
+    ``num_stuff_classes`` (and ``loss_cls.class_weight``) describe the
     training vocabulary, whose void index is ``num_classes``.
 
     Args:
@@ -51,19 +54,14 @@ class FCCLIPHead(Mask2FormerHead):
             nn.Linear(feat_channels, embed_dims))
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
         self.embed_dims = embed_dims
-        self._text_classifier: Optional[TextClassifier] = None
-
-    def set_text_classifier(self, classifier: TextClassifier) -> None:
-        """Set the classifier rows used by the following forward passes."""
-        if classifier.weight.shape[-1] != self.embed_dims:
-            raise ValueError(
-                f'Text classifier has {classifier.weight.shape[-1]} dims, the '
-                f'head embeds into {self.embed_dims} (embed_dims).')
-        self._text_classifier = classifier
 
     def _forward_head(self, decoder_out: Tensor, mask_feature: Tensor,
                       attn_mask_target_size: Tuple[int, int]) -> Tuple[Tensor]:
-        """Predict masks, then classify them against the text classifier.
+        """Predict masks and the region embeddings of the queries.
+
+        mmdet's decoder loop (:meth:`Mask2FormerHead.forward`) calls this
+        after every layer; the region embeddings take the place of class
+        logits there and are classified in :meth:`forward`.
 
         Args:
             decoder_out (Tensor): Shape (batch_size, num_queries, c).
@@ -72,31 +70,93 @@ class FCCLIPHead(Mask2FormerHead):
                 size.
 
         Returns:
-            tuple[Tensor]: ``cls_pred`` (B, Q, K + 1), ``mask_pred``
-            (B, Q, h, w) and ``attn_mask`` (B * num_heads, Q, h', w').
+            tuple[Tensor]: ``class_embed`` (B, Q, D), ``mask_pred``
+            (B, Q, h, w) and ``attn_mask`` (B * num_heads, Q, h' * w').
         """
-        if self._text_classifier is None:
-            raise RuntimeError('FCCLIPHead needs a text classifier: call '
-                               'set_text_classifier() first (FCCLIP does).')
         decoder_out = self.transformer_decoder.post_norm(decoder_out)
         mask_embed = self.mask_embed(decoder_out)
         mask_pred = torch.einsum('bqc,bchw->bqhw', mask_embed, mask_feature)
-        # Masked attention blocks where sigmoid < 0.5 (reference 5.4).
+        # Masked attention blocks where sigmoid < 0.5. Thresholded before
+        # the repeat over heads (as the official code does): the same mask,
+        # a num_heads times smaller sigmoid.
         attn_mask = F.interpolate(
             mask_pred,
             attn_mask_target_size,
             mode='bilinear',
             align_corners=False)
-        attn_mask = attn_mask.flatten(2).unsqueeze(1).repeat(
+        attn_mask = (attn_mask.flatten(2).sigmoid() < 0.5).detach()
+        attn_mask = attn_mask.unsqueeze(1).repeat(
             (1, self.num_heads, 1, 1)).flatten(0, 1)
-        attn_mask = (attn_mask.sigmoid() < 0.5).detach()
 
         pooled = mask_pool(mask_feature, mask_pred)
         class_embed = self.class_embed(
             self.mask_pooling_proj(pooled) + decoder_out)
-        cls_pred = get_classification_logits(class_embed,
-                                             self._text_classifier.weight,
-                                             self.logit_scale,
-                                             self._text_classifier.num_synonyms)
-        return cls_pred, mask_pred, attn_mask
+        return class_embed, mask_pred, attn_mask
 
+    def forward(self, x: List[Tensor], batch_data_samples: SampleList,
+                classifier: TextClassifier) -> Tuple[List[Tensor]]:
+        """Run mmdet's Mask2Former decoder and classify every prediction.
+
+        Args:
+            x (list[Tensor]): Backbone features, res2..res5.
+            batch_data_samples (list[DetDataSample]): The batch.
+            classifier (TextClassifier): Text classifier of the batch's
+                vocabulary (K classes, S synonyms).
+
+        Returns:
+            tuple[list[Tensor]]: Per decoder prediction (num_layers + 1),
+            class logits (B, Q, K + 1) and mask logits (B, Q, h, w).
+        """
+        if classifier.weight.shape[-1] != self.embed_dims:
+            raise ValueError(
+                f'Text classifier has {classifier.weight.shape[-1]} dims, the '
+                f'head embeds into {self.embed_dims} (embed_dims).')
+        all_embeds, all_masks = super().forward(x, batch_data_samples)
+        all_cls = [
+            get_classification_logits(embed, classifier, self.logit_scale)
+            for embed in all_embeds
+        ]
+        return all_cls, all_masks
+
+    def loss(self, x: Tuple[Tensor], batch_data_samples: SampleList,
+             classifier: TextClassifier) -> Dict[str, Tensor]:
+        """Losses of all decoder predictions against the ground truth.
+
+        :meth:`MaskFormerHead.loss` with the classifier passed to
+        :meth:`forward` (mmdet's calls ``self(x, batch_data_samples)``).
+
+        Args:
+            x (tuple[Tensor]): Backbone features, res2..res5.
+            batch_data_samples (list[DetDataSample]): Samples with
+                ``gt_instances`` and optionally ``gt_sem_seg``.
+            classifier (TextClassifier): Classifier of the training
+                vocabulary.
+
+        Returns:
+            dict[str, Tensor]: The loss terms.
+        """
+        batch_img_metas = [s.metainfo for s in batch_data_samples]
+        batch_gt_instances = [s.gt_instances for s in batch_data_samples]
+        batch_gt_semantic_segs = [
+            s.gt_sem_seg if 'gt_sem_seg' in s else None
+            for s in batch_data_samples
+        ]
+        all_cls_scores, all_mask_preds = self(x, batch_data_samples,
+                                              classifier)
+        batch_gt_instances = self.preprocess_gt(batch_gt_instances,
+                                                batch_gt_semantic_segs)
+        return self.loss_by_feat(all_cls_scores, all_mask_preds,
+                                 batch_gt_instances, batch_img_metas)
+
+    def predict(self, x: Tuple[Tensor], batch_data_samples: SampleList,
+                classifier: TextClassifier) -> Tuple[Tensor, Tensor]:
+        """Class logits and mask logits of the last decoder prediction.
+
+        Unlike :meth:`MaskFormerHead.predict`, the masks stay at stride 4:
+        FC-CLIP pools CLIP features with them before any upsampling.
+
+        Returns:
+            tuple[Tensor, Tensor]: (B, Q, K + 1) and (B, Q, h, w).
+        """
+        all_cls, all_masks = self(x, batch_data_samples, classifier)
+        return all_cls[-1], all_masks[-1]

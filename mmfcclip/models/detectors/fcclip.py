@@ -1,20 +1,18 @@
 import copy
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Tuple
 
-import torch
 import torch.nn.functional as F
 from mmdet.models.detectors import Mask2Former
 from mmdet.models.detectors.single_stage import SingleStageDetector
-from mmdet.registry import DATASETS, MODELS
+from mmdet.registry import MODELS
 from mmdet.structures import SampleList
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
 from torch import Tensor
 
-from ..layers import TextClassifier
-from ..utils import OpenVocabulary, get_classification_logits
+from ..utils import (OpenVocabulary, TextClassifier, VocabularyResolver,
+                     get_classification_logits)
 from ..utils.vocabulary import PromptNames
-
-VocabSpec = Union[None, str, Mapping, OpenVocabulary]
+from ..utils.vocabulary_resolver import VocabSpec
 
 
 @MODELS.register_module()
@@ -37,13 +35,15 @@ class FCCLIP(Mask2Former):
     (:meth:`set_test_vocabulary`, the ``dataset_meta`` setter, or the hook)
     and can be overridden per batch by ``text``/``stuff_text`` in the data
     samples' metainfo. Precedence: sample text > test vocabulary > training
-    vocabulary. Text classifiers are cached per vocabulary and never saved
-    in checkpoints.
+    vocabulary (resolved by :class:`VocabularyResolver`). The text
+    classifier of the active vocabulary is passed to the head as an
+    argument; text embeddings are cached per vocabulary (bounded) and never
+    saved in checkpoints.
 
     Args:
         backbone (dict): A frozen CLIP, e.g. ``OpenCLIPBackbone``.
         panoptic_head (dict): ``FCCLIPHead`` config; ``in_channels`` and
-            ``embed_dims`` default to the backbone's.
+            ``embed_dims`` default to the backbone's (None or absent).
         panoptic_fusion_head (dict): ``FCCLIPFusionHead`` config.
         text_classifier (dict): ``OVTextClassifier`` config; ``embed_dims``
             defaults to the backbone's.
@@ -55,6 +55,8 @@ class FCCLIP(Mask2Former):
             by :class:`OpenVocabHook` from the training dataset.
         prompt_names (str | dict | None): Class name -> comma-separated
             synonyms map, or a file in the official FC-CLIP format.
+        seen_cache_size (int): Vocabularies whose seen/unseen masks are
+            kept. Defaults to 16.
         train_cfg, test_cfg, data_preprocessor, init_cfg: As in
             :class:`mmdet.models.detectors.Mask2Former`.
     """
@@ -67,12 +69,14 @@ class FCCLIP(Mask2Former):
                  ensemble: ConfigType = dict(type='OpenVocabEnsemble'),
                  train_vocabulary: VocabSpec = None,
                  prompt_names: PromptNames = None,
+                 seen_cache_size: int = 16,
                  train_cfg: OptConfigType = None,
                  test_cfg: OptConfigType = None,
                  data_preprocessor: OptConfigType = None,
                  init_cfg: OptMultiConfig = None) -> None:
-        # Mask2Former's constructor, with the CLIP's channels and embedding
-        # width passed on to the head and the text classifier.
+        # MaskFormer's constructor, except that the backbone is built first:
+        # the CLIP's channels and embedding width are passed on to the head
+        # and the text classifier.
         super(SingleStageDetector, self).__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
@@ -84,8 +88,8 @@ class FCCLIP(Mask2Former):
         if given is not None and list(given) != clip_channels:
             raise ValueError(
                 f'panoptic_head.in_channels={list(given)} does not match the '
-                f'CLIP backbone stages {clip_channels}; remove it from the '
-                f'config (it defaults to the backbone) or fix it.')
+                f'CLIP backbone stages {clip_channels}; set it to None (it '
+                f'then follows the backbone) or fix it.')
         given = panoptic_head.get('embed_dims')
         if given is not None and given != embed_dims:
             raise ValueError(
@@ -111,33 +115,24 @@ class FCCLIP(Mask2Former):
         self.train_cfg = train_cfg
         self.test_cfg = test_cfg
 
-        self.prompt_names = prompt_names
-        self.train_vocab: Optional[OpenVocabulary] = None
-        self.test_vocab: Optional[OpenVocabulary] = None
-        self._seen_cache: Dict[OpenVocabulary, Tensor] = {}
+        self.vocabularies = VocabularyResolver(prompt_names, seen_cache_size)
+        self._dataset_meta: Optional[dict] = None
         if train_vocabulary is not None:
             self.set_train_vocabulary(train_vocabulary)
 
     # ------------------------------------------------------------------
     # vocabularies
-    def _to_vocab(self, spec: VocabSpec, source: str,
-                  default_role: str = 'stuff') -> OpenVocabulary:
-        if isinstance(spec, OpenVocabulary):
-            return spec
-        if isinstance(spec, str):
-            dataset_cls = DATASETS.get(spec)
-            if dataset_cls is None or not hasattr(dataset_cls, 'METAINFO'):
-                raise ValueError(
-                    f'{source}: {spec!r} is not a dataset type registered in '
-                    f'mmdet with a METAINFO; give a dict with "classes" or '
-                    f'"thing_classes"/"stuff_classes" instead.')
-            spec = dataset_cls.METAINFO
-        if not isinstance(spec, Mapping):
-            raise TypeError(f'{source}: expected a dataset type name, a '
-                            f'metainfo dict or an OpenVocabulary, got '
-                            f'{type(spec).__name__}.')
-        return OpenVocabulary.from_metainfo(
-            spec, self.prompt_names, default_role=default_role, source=source)
+    @property
+    def train_vocab(self) -> Optional[OpenVocabulary]:
+        return self.vocabularies.train_vocab
+
+    @property
+    def test_vocab(self) -> Optional[OpenVocabulary]:
+        return self.vocabularies.test_vocab
+
+    @property
+    def prompt_names(self) -> PromptNames:
+        return self.vocabularies.prompt_names
 
     def set_train_vocabulary(self, spec: VocabSpec) -> None:
         """Set the training vocabulary and check it against the head.
@@ -145,9 +140,10 @@ class FCCLIP(Mask2Former):
         The head's ``num_things_classes``/``num_stuff_classes`` and the
         length of ``loss_cls.class_weight`` are fixed by the config; a
         vocabulary that disagrees fails here instead of training on wrong
-        targets.
+        targets. Seen/unseen masks computed against the previous training
+        vocabulary are dropped.
         """
-        vocab = self._to_vocab(spec, 'train_vocabulary')
+        vocab = self.vocabularies.to_vocab(spec, 'train_vocabulary')
         head = self.panoptic_head
         if (vocab.num_things, vocab.num_stuff) != (head.num_things_classes,
                                                    head.num_stuff_classes):
@@ -165,7 +161,7 @@ class FCCLIP(Mask2Former):
                 f'{len(class_weight)} entries; the training vocabulary needs '
                 f'{vocab.num_classes} classes + 1 void = '
                 f'{vocab.num_classes + 1}.')
-        self.train_vocab = vocab
+        self.vocabularies.set_train(vocab)
 
     def set_test_vocabulary(self,
                             spec: VocabSpec,
@@ -182,19 +178,24 @@ class FCCLIP(Mask2Former):
                 instance-only evaluation, else ``'stuff'``. Defaults to
                 ``'thing'`` when only instance inference is on.
         """
+        self._dataset_meta = None
         if spec is None:
-            self.test_vocab = None
+            self.vocabularies.test_vocab = None
             return
         if default_role is None:
             cfg = self.test_cfg or {}
             instance_only = cfg.get('instance_on', False) and not (
                 cfg.get('panoptic_on', True) or cfg.get('semantic_on', False))
             default_role = 'thing' if instance_only else 'stuff'
-        self.test_vocab = self._to_vocab(spec, 'test vocabulary',
-                                         default_role)
+        self.vocabularies.test_vocab = self.vocabularies.to_vocab(
+            spec, 'test vocabulary', default_role)
 
     @property
     def dataset_meta(self) -> Optional[dict]:
+        """The metainfo last assigned (palette included), else the classes
+        of the test (or training) vocabulary."""
+        if self._dataset_meta is not None:
+            return self._dataset_meta
         vocab = self.test_vocab or self.train_vocab
         if vocab is None:
             return None
@@ -206,73 +207,37 @@ class FCCLIP(Mask2Former):
     @dataset_meta.setter
     def dataset_meta(self, meta: Optional[dict]) -> None:
         # mmdet's init_detector / DetInferencer assign the checkpoint's (or
-        # the dataset's) metainfo here: make it the test vocabulary.
+        # the dataset's) metainfo here: it becomes the test vocabulary, and
+        # is kept as given so that what they add (a palette) is not lost.
         if meta:
             self.set_test_vocabulary(meta)
-
-    def _sample_vocab(self, data_samples: SampleList) -> Optional[OpenVocabulary]:
-        """A ``text``/``stuff_text`` override carried by the samples."""
-        if not data_samples or 'text' not in data_samples[0]:
-            return None
-        specs = {(self._as_names(s.get('text')),
-                  self._as_names(s.get('stuff_text')))
-                 for s in data_samples}
-        if len(specs) > 1:
-            raise ValueError('All samples of a batch must share one text '
-                             'vocabulary (text/stuff_text).')
-        things, stuff = specs.pop()
-        return OpenVocabulary.build(things, stuff, self.prompt_names)
-
-    @staticmethod
-    def _as_names(text) -> Tuple[str, ...]:
-        if text is None:
-            return ()
-        if isinstance(text, str):
-            # mmdet's caption convention: 'cat . dog . tree'
-            return tuple(t.strip() for t in text.split(' . ') if t.strip())
-        return tuple(text)
-
-    def _active_vocab(self, data_samples: SampleList) -> OpenVocabulary:
-        if self.training:
-            vocab = self.train_vocab
-        else:
-            vocab = (self._sample_vocab(data_samples) or self.test_vocab
-                     or self.train_vocab)
-        if vocab is None:
-            raise RuntimeError(
-                'FCCLIP has no vocabulary: set model.train_vocabulary in the '
-                'config, add OpenVocabHook to custom_hooks, or call '
-                'set_test_vocabulary() / assign dataset_meta.')
-        return vocab
+            self._dataset_meta = meta
 
     def seen_mask(self, vocab: OpenVocabulary) -> Tensor:
-        """Classes of ``vocab`` seen in training (reference 7.2)."""
-        if vocab not in self._seen_cache:
-            if self.train_vocab is None:
-                raise RuntimeError(
-                    'The training vocabulary is unknown, so seen/unseen '
-                    'classes cannot be told apart: set '
-                    'model.train_vocabulary.')
-            self._seen_cache[vocab] = vocab.seen_mask(self.train_vocab)
-        return self._seen_cache[vocab]
+        """Classes of ``vocab`` seen in training, shape (K, ), bool."""
+        return self.vocabularies.seen_mask(vocab)
 
-    def _prepare_classifier(self, vocab: OpenVocabulary) -> TextClassifier:
-        classifier = self.text_classifier(vocab, self.backbone)
-        self.panoptic_head.set_text_classifier(classifier)
-        return classifier
+    def _classifier(self, batch_data_samples: SampleList
+                    ) -> Tuple[OpenVocabulary, TextClassifier]:
+        vocab = self.vocabularies.active(batch_data_samples, self.training)
+        return vocab, self.text_classifier(vocab, self.backbone)
 
     # ------------------------------------------------------------------
     # forward modes
     def loss(self, batch_inputs: Tensor,
              batch_data_samples: SampleList) -> Dict[str, Tensor]:
         """Compute losses against the training vocabulary."""
-        self._prepare_classifier(self._active_vocab(batch_data_samples))
-        return super().loss(batch_inputs, batch_data_samples)
+        _, classifier = self._classifier(batch_data_samples)
+        x = self.extract_feat(batch_inputs)
+        return self.panoptic_head.loss(x, batch_data_samples, classifier)
 
     def _forward(self, batch_inputs: Tensor,
                  batch_data_samples: SampleList) -> Tuple[List[Tensor]]:
-        self._prepare_classifier(self._active_vocab(batch_data_samples))
-        return super()._forward(batch_inputs, batch_data_samples)
+        """Class and mask logits of every decoder prediction (no
+        post-processing, no ensemble)."""
+        _, classifier = self._classifier(batch_data_samples)
+        x = self.extract_feat(batch_inputs)
+        return self.panoptic_head(x, batch_data_samples, classifier)
 
     def predict(self,
                 batch_inputs: Tensor,
@@ -285,13 +250,10 @@ class FCCLIP(Mask2Former):
             ``pred_instances`` and ``pred_sem_seg`` as enabled by
             ``test_cfg``.
         """
-        vocab = self._active_vocab(batch_data_samples)
-        classifier = self._prepare_classifier(vocab)
-        self.panoptic_fusion_head.set_vocabulary(vocab.num_things,
-                                                 vocab.num_stuff)
+        vocab, classifier = self._classifier(batch_data_samples)
         feats = self.extract_feat(batch_inputs)
-        all_cls, all_masks = self.panoptic_head(feats, batch_data_samples)
-        mask_cls, mask_pred = all_cls[-1], all_masks[-1]
+        mask_cls, mask_pred = self.panoptic_head.predict(
+            feats, batch_data_samples, classifier)
         if self.ensemble.enabled:
             mask_cls = self._ensemble(feats, mask_cls, mask_pred, classifier,
                                       vocab)
@@ -300,13 +262,19 @@ class FCCLIP(Mask2Former):
             mask_pred, size=(pad_h, pad_w), mode='bilinear',
             align_corners=False)
         results = self.panoptic_fusion_head.predict(
-            mask_cls, mask_pred, batch_data_samples, rescale=rescale)
+            mask_cls,
+            mask_pred,
+            batch_data_samples,
+            rescale=rescale,
+            num_things_classes=vocab.num_things,
+            num_stuff_classes=vocab.num_stuff)
         return self.add_pred_to_datasample(batch_data_samples, results)
 
     def _ensemble(self, feats: Tuple[Tensor], in_logits: Tensor,
                   mask_pred: Tensor, classifier: TextClassifier,
                   vocab: OpenVocabulary) -> Tensor:
-        """Classify the final masks with CLIP and ensemble (reference 7.1).
+        """Classify the final masks with CLIP and ensemble them with the
+        in-vocabulary logits (official ``FCCLIP.forward``, eval branch).
 
         Reuses the backbone features of this forward pass: FC-CLIP's single
         CLIP pass serves both branches.
@@ -316,21 +284,17 @@ class FCCLIP(Mask2Former):
             mask_pred, size=dense.shape[-2:], mode='bilinear',
             align_corners=False)
         clip_embed = self.backbone.mask_embed(dense, masks)
-        out_logits = get_classification_logits(clip_embed, classifier.weight,
-                                               self.backbone.logit_scale,
-                                               classifier.num_synonyms)
+        out_logits = get_classification_logits(clip_embed, classifier,
+                                               self.backbone.logit_scale)
         valid = (masks > 0).flatten(2).any(dim=-1)
         return self.ensemble(in_logits, out_logits, self.seen_mask(vocab),
                              valid)
 
     def add_pred_to_datasample(self, data_samples: SampleList,
                                results_list: List[dict]) -> SampleList:
-        """Attach panoptic, instance and semantic results to the samples."""
+        """Attach the results; mmdet's method with semantic results added
+        (``pred_sem_seg``; mmdet's refuses them)."""
         for data_sample, pred in zip(data_samples, results_list):
-            if 'pan_results' in pred:
-                data_sample.pred_panoptic_seg = pred['pan_results']
-            if 'ins_results' in pred:
-                data_sample.pred_instances = pred['ins_results']
             if 'sem_results' in pred:
-                data_sample.pred_sem_seg = pred['sem_results']
-        return data_samples
+                data_sample.pred_sem_seg = pred.pop('sem_results')
+        return super().add_pred_to_datasample(data_samples, results_list)

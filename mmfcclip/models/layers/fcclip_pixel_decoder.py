@@ -12,8 +12,9 @@ from .ms_deform_attn import FallbackMSDeformAttn
 class FCCLIPPixelDecoder(MSDeformAttnPixelDecoder):
     """mmdet's multi-scale deformable-attention pixel decoder, run in fp32.
 
-    FC-CLIP forces its pixel decoder to fp32 under AMP (reference 4,
-    ``precision``); deformable sampling in fp16 is also numerically fragile.
+    FC-CLIP forces its pixel decoder to fp32 under AMP (official
+    ``MSDeformAttnPixelDecoder.forward_features`` in
+    ``fcclip/modeling/pixel_decoder/msdeformattn.py``); deformable sampling in fp16 is also numerically fragile.
     The encoder's deformable attention is swapped for
     :class:`FallbackMSDeformAttn` so it runs on a GPU whether or not mmcv
     was compiled with CUDA ops. Everything else, parameters included, is

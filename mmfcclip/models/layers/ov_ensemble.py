@@ -16,7 +16,8 @@ class OpenVocabEnsemble(BaseModule):
     for classes seen in training, ``beta`` otherwise:
     ``g_c = log(p_in_c^(1 - a_c) * p_out_c^a_c)``; the result is
     ``log([softmax(g) * (1 - v), v] + 1e-8)`` with ``v`` the void
-    probability of ``softmax(z_in)`` (reference 7.2). ``alpha = beta = 0``
+    probability of ``softmax(z_in)`` (official ``FCCLIP.forward`` in
+    ``fcclip/fcclip.py``). ``alpha = beta = 0``
     gives the in-vocabulary classifier alone.
 
     Two arithmetic modes:
@@ -25,7 +26,7 @@ class OpenVocabEnsemble(BaseModule):
       ``log(p_in^(1-a) p_out^a)`` are evaluated for every class and mixed
       by multiplying with the 0/1 seen mask. A probability that underflows
       to 0 gives ``-inf * 0 = NaN`` and turns the whole query row NaN
-      (reference 12, item 5).
+      (see docs/fidelity.md).
     - ``'safe'`` (default) selects the weight per class and works in log
       space (``log_softmax``), so it never yields NaN or inf; query rows
       whose CLIP scores are not finite (ResNet pooling of an empty mask)

@@ -2,7 +2,8 @@
 import hashlib
 import os
 import os.path as osp
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+import uuid
+from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -13,19 +14,8 @@ from mmengine.logging import MMLogger
 from mmengine.model import BaseModule
 from torch import Tensor
 
-from ..utils import VILD_TEMPLATES, OpenVocabulary
-
-
-class TextClassifier(NamedTuple):
-    """Classifier rows for one vocabulary.
-
-    Attributes:
-        weight (Tensor): L2-normalised rows of shape (S + 1, D): one per
-            synonym, then the void embedding.
-        num_synonyms (list[int]): Synonyms per class (sum S).
-    """
-    weight: Tensor
-    num_synonyms: List[int]
+from ..utils import (VILD_TEMPLATES, LRUCache, OpenVocabulary,
+                     TextClassifier, synonym_index)
 
 
 @MODELS.register_module()
@@ -35,11 +25,14 @@ class OVTextClassifier(BaseModule):
     Every synonym is embedded with each template by the frozen CLIP text
     encoder (in chunks of ``batch_size`` prompts); the prompt embeddings are
     normalised, averaged over templates and normalised again, giving one row
-    per synonym (reference 3.3). A learnable void embedding (normalised) is
+    per synonym (official ``FCCLIP.get_text_classifier`` in
+    ``fcclip/fcclip.py``). A learnable void embedding (normalised) is
     appended as the last row.
 
-    Text embeddings are computed once per (CLIP weights, prompt list) and
-    cached in memory, never per forward pass, and never saved in model
+    Text embeddings (and the synonym index of
+    :func:`get_classification_logits`) are computed once per (CLIP weights,
+    prompt list) and kept in a bounded in-memory cache, never per forward
+    pass, and never saved in model
     checkpoints, so one checkpoint serves any vocabulary. With ``cache_dir``
     they are also cached on disk, keyed by the CLIP model, its weights and
     the exact prompt list, so a new process does not pay again (the
@@ -54,6 +47,8 @@ class OVTextClassifier(BaseModule):
         cache_dir (str, optional): Directory of the on-disk cache. Defaults
             to None (memory only). Random CLIP weights are never cached on
             disk.
+        cache_size (int): Vocabularies kept in the in-memory cache (least
+            recently used dropped first). Defaults to 16.
         init_cfg (dict, optional): Initialisation config.
     """
 
@@ -62,6 +57,7 @@ class OVTextClassifier(BaseModule):
                  templates: Sequence[str] = VILD_TEMPLATES,
                  batch_size: int = 128,
                  cache_dir: Optional[str] = None,
+                 cache_size: int = 16,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if batch_size < 1:
@@ -73,11 +69,11 @@ class OVTextClassifier(BaseModule):
         self.batch_size = batch_size
         self.cache_dir = cache_dir
         self.void_embedding = nn.Embedding(1, embed_dims)
-        # Plain dict, not buffers: text embeddings stay out of checkpoints.
-        self._memory_cache: Dict[Tuple, Tensor] = {}
+        # Not buffers: text embeddings stay out of checkpoints.
+        self._memory_cache = LRUCache(cache_size)
         self.num_encoded_prompts = 0  # for tests and logs
 
-    def _cache_key(self, clip, prompts: List[str]) -> Optional[str]:
+    def _cache_key(self, clip, prompts: Sequence[str]) -> Optional[str]:
         fingerprint = clip.fingerprint
         if fingerprint is None:
             return None
@@ -88,6 +84,9 @@ class OVTextClassifier(BaseModule):
         return digest.hexdigest()
 
     def _load_from_disk(self, key: str, num_rows: int) -> Optional[Tensor]:
+        """Cached rows, or None (and a warning) for a missing, unreadable,
+        wrong-shaped or non-finite entry, which is then recomputed and
+        rewritten."""
         path = osp.join(self.cache_dir, f'{key}.pt')
         if not osp.isfile(path):
             return None
@@ -97,37 +96,55 @@ class OVTextClassifier(BaseModule):
             MMLogger.get_current_instance().warning(
                 f'Ignoring unreadable text-classifier cache {path}: {e}')
             return None
-        if not isinstance(emb, Tensor) or emb.dim() != 2 or \
-                emb.shape[0] != num_rows:
+        width = self.void_embedding.embedding_dim
+        if not isinstance(emb, Tensor) or tuple(emb.shape) != (
+                num_rows, width) or not bool(torch.isfinite(emb).all()):
             MMLogger.get_current_instance().warning(
-                f'Ignoring text-classifier cache {path}: unexpected content.')
+                f'Ignoring text-classifier cache {path}: expected finite '
+                f'rows of shape ({num_rows}, {width}).')
             return None
         return emb
 
     def _save_to_disk(self, key: str, emb: Tensor) -> None:
-        os.makedirs(self.cache_dir, exist_ok=True)
+        """Write an entry atomically; the cache is an optimisation only, so
+        a failure (read-only or shared volume, full disk) warns and
+        inference goes on."""
         path = osp.join(self.cache_dir, f'{key}.pt')
-        tmp = f'{path}.{os.getpid()}.tmp'
-        torch.save(emb.cpu(), tmp)
-        os.replace(tmp, path)  # atomic: readers never see half a file
+        # Unique per writer, not per PID: containers sharing a cache volume
+        # may all be PID 1.
+        tmp = f'{path}.{uuid.uuid4().hex}.tmp'
+        try:
+            os.makedirs(self.cache_dir, exist_ok=True)
+            torch.save(emb.cpu(), tmp)
+            os.replace(tmp, path)  # atomic: readers never see half a file
+        except OSError as e:
+            MMLogger.get_current_instance().warning(
+                f'Could not write the text-classifier cache {path} ({e}); '
+                f'going on without it.')
+            if osp.isfile(tmp):
+                os.remove(tmp)
 
     @torch.no_grad()
-    def encode_synonyms(self, vocab: OpenVocabulary, clip) -> Tensor:
-        """Per-synonym text embeddings, normalised (no void row).
+    def encode_synonyms(self, vocab: OpenVocabulary,
+                        clip) -> Tuple[Tensor, Optional[Tensor]]:
+        """Per-synonym text embeddings, normalised (no void row), and the
+        synonym index of the vocabulary.
 
         Args:
             vocab (OpenVocabulary): The vocabulary.
             clip (OpenCLIPBackbone): The frozen CLIP (text encoder).
 
         Returns:
-            Tensor: Shape (S, D) on the CLIP's device, fp32.
+            tuple[Tensor, Tensor | None]: Embeddings of shape (S, D) on the
+            CLIP's device, fp32, and :func:`synonym_index` of the vocabulary.
         """
         # The templates are fixed per module, so the per-class synonym
         # strings identify the prompts: a hit costs no prompt building.
         mem_key = (clip.fingerprint or id(clip), vocab.prompts)
         device = clip.logit_scale.device
-        if mem_key in self._memory_cache:
-            return self._memory_cache[mem_key].to(device)
+        cached = self._memory_cache.get(mem_key)
+        if cached is not None and cached[0].device == device:
+            return cached
 
         prompts = vocab.text_prompts(self.templates)
         num_syn = sum(vocab.num_synonyms)
@@ -148,9 +165,9 @@ class OVTextClassifier(BaseModule):
             emb = F.normalize(emb.mean(dim=1), dim=-1)
             if disk_key:
                 self._save_to_disk(disk_key, emb)
-        emb = emb.to(device)
-        self._memory_cache[mem_key] = emb
-        return emb
+        entry = (emb.to(device), synonym_index(vocab.num_synonyms, device))
+        self._memory_cache.put(mem_key, entry)
+        return entry
 
     def forward(self, vocab: OpenVocabulary, clip) -> TextClassifier:
         """Classifier rows (synonyms then void) for ``vocab``.
@@ -158,7 +175,7 @@ class OVTextClassifier(BaseModule):
         Returns:
             TextClassifier: ``weight`` of shape (S + 1, D).
         """
-        emb = self.encode_synonyms(vocab, clip)
+        emb, index = self.encode_synonyms(vocab, clip)
         if emb.shape[-1] != self.void_embedding.embedding_dim:
             raise ValueError(
                 f'CLIP text embeddings have {emb.shape[-1]} dims but the '
@@ -166,4 +183,4 @@ class OVTextClassifier(BaseModule):
                 f'set embed_dims to the CLIP joint dimension.')
         void = F.normalize(self.void_embedding.weight, dim=-1)
         return TextClassifier(
-            torch.cat([emb.to(void.dtype), void]), vocab.num_synonyms)
+            torch.cat([emb.to(void.dtype), void]), vocab.num_synonyms, index)

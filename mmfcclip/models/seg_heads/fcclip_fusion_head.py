@@ -1,8 +1,8 @@
-from typing import List
+import contextlib
+from typing import Iterator, List, Optional
 
 import torch
 import torch.nn.functional as F
-from mmdet.evaluation.functional import INSTANCE_OFFSET
 from mmdet.models.seg_heads.panoptic_fusion_heads import MaskFormerFusionHead
 from mmdet.registry import MODELS
 from mmdet.structures import SampleList
@@ -16,18 +16,25 @@ class FCCLIPFusionHead(MaskFormerFusionHead):
     """FC-CLIP's panoptic, instance and semantic inference.
 
     Differences from mmdet's :class:`MaskFormerFusionHead`, all following
-    the official FC-CLIP (reference 7.3-7.6):
+    the official ``FCCLIP.semantic_inference`` / ``panoptic_inference`` /
+    ``instance_inference`` (``fcclip/fcclip.py``):
 
-    - the class counts follow the active (test) vocabulary:
-      :meth:`set_vocabulary` changes them between predictions;
+    - the class counts are those of the batch's vocabulary, passed to
+      :meth:`predict` (mmdet's fixes them in the config);
     - semantic inference is implemented:
       ``sem[k] = sum_q softmax(cls_q)[k] * sigmoid(mask_q)``;
-    - a panoptic segment is dropped when its final mask (assigned pixels
-      that also have sigmoid >= 0.5) is empty;
+    - panoptic inference is mmdet's :meth:`panoptic_postprocess` with
+      ``filter_low_score=True`` (a segment keeps only its assigned pixels
+      with sigmoid >= 0.5, as the official code does). It gives the official
+      segmentation; thing instance ids can be numbered differently (mmdet
+      also counts a segment whose filtered mask is empty), which no metric
+      reads;
     - instances are the top ``max_per_image`` (query, class) pairs over all
-      classes when panoptic inference is off, things only when it is on.
-      Boxes are computed from the masks (mmdet convention; the official
-      code writes zero boxes, so bbox AP differs, segm AP does not);
+      classes when panoptic inference is off, things only when it is on
+      (mmdet: always things only, and it fails when fewer than
+      ``max_per_image`` pairs exist). Boxes are computed from the masks
+      (mmdet convention; the official code writes zero boxes, so bbox AP
+      differs, segm AP does not);
     - ``test_cfg.sem_seg_postprocess_before_inference`` (True by default,
       forced when panoptic or instance inference is on) chooses whether
       per-query masks are resized to the original image before inference,
@@ -39,63 +46,39 @@ class FCCLIPFusionHead(MaskFormerFusionHead):
     and ``data`` (mmseg ``IoUMetric``).
     """
 
-    def set_vocabulary(self, num_things_classes: int,
-                       num_stuff_classes: int) -> None:
-        """Set the class counts of the active vocabulary (things first)."""
-        self.num_things_classes = num_things_classes
-        self.num_stuff_classes = num_stuff_classes
-        self.num_classes = num_things_classes + num_stuff_classes
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # FC-CLIP's defaults where mmdet's panoptic_postprocess has others:
+        # keep every non-void query (0.0, not 0.8) and drop a segment's
+        # pixels with sigmoid < 0.5 (official panoptic_inference).
+        self.test_cfg = dict(
+            dict(object_mask_thr=0.0, filter_low_score=True),
+            **(self.test_cfg or {}))
 
-    def panoptic_postprocess(self, mask_cls: Tensor,
-                             mask_pred: Tensor) -> PixelData:
-        """Panoptic segmentation of one image.
+    @contextlib.contextmanager
+    def _vocabulary(self, num_things_classes: Optional[int],
+                    num_stuff_classes: Optional[int]) -> Iterator[None]:
+        """Use the given class counts for the duration of one prediction.
 
-        Args:
-            mask_cls (Tensor): Class log-probabilities (Q, K + 1).
-            mask_pred (Tensor): Mask logits (Q, h, w).
-
-        Returns:
-            PixelData: ``sem_seg`` of shape (1, h, w), int32.
+        mmdet's :meth:`panoptic_postprocess` reads them from ``self``; they
+        are restored afterwards so no vocabulary leaks into later calls.
         """
-        object_mask_thr = self.test_cfg.get('object_mask_thr', 0.0)
-        iou_thr = self.test_cfg.get('iou_thr', 0.8)
-        scores, labels = F.softmax(mask_cls, dim=-1).max(-1)
-        mask_prob = mask_pred.sigmoid()
-        keep = labels.ne(self.num_classes) & (scores > object_mask_thr)
-        cur_scores, cur_classes = scores[keep], labels[keep]
-        cur_masks = mask_prob[keep]
-
-        h, w = mask_pred.shape[-2:]
-        panoptic_seg = torch.full((h, w),
-                                  self.num_classes,
-                                  dtype=torch.int32,
-                                  device=mask_pred.device)
-        if cur_masks.shape[0] == 0:
-            return PixelData(sem_seg=panoptic_seg[None])
-        cur_mask_ids = (cur_scores.view(-1, 1, 1) * cur_masks).argmax(0)
-        instance_id = 1
-        for k in range(cur_classes.shape[0]):
-            pred_class = int(cur_classes[k])
-            assigned = cur_mask_ids == k
-            mask_area = int(assigned.sum())
-            original = cur_masks[k] >= 0.5
-            original_area = int(original.sum())
-            final = assigned & original
-            if mask_area == 0 or original_area == 0 or not final.any():
-                continue
-            if mask_area / original_area < iou_thr:
-                continue
-            if pred_class < self.num_things_classes:
-                panoptic_seg[final] = pred_class + instance_id * INSTANCE_OFFSET
-                instance_id += 1
-            else:
-                # stuff segments of one class merge into one (shared id)
-                panoptic_seg[final] = pred_class
-        return PixelData(sem_seg=panoptic_seg[None])
+        saved = (self.num_things_classes, self.num_stuff_classes,
+                 self.num_classes)
+        if num_things_classes is not None:
+            self.num_things_classes = num_things_classes
+        if num_stuff_classes is not None:
+            self.num_stuff_classes = num_stuff_classes
+        self.num_classes = self.num_things_classes + self.num_stuff_classes
+        try:
+            yield
+        finally:
+            (self.num_things_classes, self.num_stuff_classes,
+             self.num_classes) = saved
 
     def semantic_scores(self, mask_cls: Tensor, mask_pred: Tensor) -> Tensor:
         """Per-class semantic scores (K, h, w), void removed after the
-        softmax (reference 7.4)."""
+        softmax (official ``FCCLIP.semantic_inference``)."""
         probs = F.softmax(mask_cls, dim=-1)[:, :-1]
         return torch.einsum('qc,qhw->chw', probs, mask_pred.sigmoid())
 
@@ -117,7 +100,8 @@ class FCCLIPFusionHead(MaskFormerFusionHead):
 
     def instance_postprocess(self, mask_cls: Tensor,
                              mask_pred: Tensor) -> InstanceData:
-        """Instance segmentation of one image (reference 7.6).
+        """Instance segmentation of one image (official
+        ``FCCLIP.instance_inference``).
 
         Returns:
             InstanceData: ``masks``, ``scores``, ``labels``, ``bboxes``.
@@ -151,6 +135,8 @@ class FCCLIPFusionHead(MaskFormerFusionHead):
                 mask_pred_results: Tensor,
                 batch_data_samples: SampleList,
                 rescale: bool = True,
+                num_things_classes: Optional[int] = None,
+                num_stuff_classes: Optional[int] = None,
                 **kwargs) -> List[dict]:
         """Post-process a batch (the last decoder prediction).
 
@@ -162,11 +148,23 @@ class FCCLIPFusionHead(MaskFormerFusionHead):
             batch_data_samples (list[DetDataSample]): Samples with
                 ``img_shape`` and ``ori_shape``.
             rescale (bool): Return results at the original image size.
+            num_things_classes (int, optional): Thing classes of the batch's
+                vocabulary (labels ``[0, num_things_classes)``). Defaults to
+                the configured count.
+            num_stuff_classes (int, optional): Stuff classes of the batch's
+                vocabulary. Defaults to the configured count.
 
         Returns:
             list[dict]: Per image, ``pan_results``, ``ins_results`` and
             ``sem_results`` as enabled by ``test_cfg``.
         """
+        with self._vocabulary(num_things_classes, num_stuff_classes):
+            return self._predict(mask_cls_results, mask_pred_results,
+                                 batch_data_samples, rescale)
+
+    def _predict(self, mask_cls_results: Tensor, mask_pred_results: Tensor,
+                 batch_data_samples: SampleList,
+                 rescale: bool) -> List[dict]:
         panoptic_on = self.test_cfg.get('panoptic_on', True)
         semantic_on = self.test_cfg.get('semantic_on', False)
         instance_on = self.test_cfg.get('instance_on', False)
@@ -182,7 +180,8 @@ class FCCLIPFusionHead(MaskFormerFusionHead):
             result = dict()
             if not before:
                 # Semantic-only configs: infer at the input resolution and
-                # resize the score map (reference 7.3).
+                # resize the score map (official FCCLIP.forward,
+                # sem_seg_postprocess_before_inference False).
                 scores = self.semantic_scores(mask_cls, mask_pred)
                 scores = self._crop_resize(scores, (img_h, img_w), out_size)
                 result['sem_results'] = self._semantic_labels(scores)

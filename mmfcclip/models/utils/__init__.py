@@ -1,9 +1,14 @@
-from .classification import get_classification_logits, synonym_index
+from .classification import (TextClassifier, get_classification_logits,
+                             synonym_index)
+from .lru_cache import LRUCache
 from .mask_pooling import mask_pool
+from .text_encoding import encode_text_trimmed
 from .vocabulary import (VILD_TEMPLATES, OpenVocabulary, load_prompt_names,
                          split_synonyms)
+from .vocabulary_resolver import VocabularyResolver
 
 __all__ = [
-    'get_classification_logits', 'synonym_index', 'mask_pool',
-    'VILD_TEMPLATES', 'OpenVocabulary', 'load_prompt_names', 'split_synonyms'
+    'TextClassifier', 'get_classification_logits', 'synonym_index',
+    'LRUCache', 'mask_pool', 'encode_text_trimmed', 'VILD_TEMPLATES', 'OpenVocabulary',
+    'load_prompt_names', 'split_synonyms', 'VocabularyResolver'
 ]

@@ -7,7 +7,8 @@ def mask_pool(features: Tensor, mask_logits: Tensor) -> Tensor:
     """Average ``features`` inside each binarised mask (FC-CLIP MaskPooling).
 
     Masks are binarised at logit > 0 and detached, so gradients reach the
-    features only; an empty mask pools to zeros (reference 5.5).
+    features only; an empty mask pools to zeros (official ``MaskPooling``
+    in ``fcclip/modeling/transformer_decoder/fcclip_transformer_decoder.py``).
 
     Args:
         features (Tensor): Shape (B, C, H, W).

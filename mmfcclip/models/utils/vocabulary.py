@@ -2,7 +2,9 @@
 
 FC-CLIP names every class by a comma-separated list of synonyms (the first one
 is the display name). Each synonym is embedded with the 14 ViLD templates and
-a class scores the max over its synonyms (reference sections 3.1-3.4).
+a class scores the max over its synonyms (official
+``FCCLIP.prepare_class_names_from_metadata`` and ``get_text_classifier`` in
+``fcclip/fcclip.py``).
 Dataset ``metainfo['classes']`` keeps the plain label names (metrics map names
 to category ids, and mmseg rejects renamed classes); synonyms come from a
 model-side ``prompt_names`` map instead.
@@ -40,7 +42,8 @@ def split_synonyms(name: str) -> List[str]:
     """Split a class name into its synonyms, as FC-CLIP does.
 
     ``', '`` is first normalised to ``','`` and the string is split on commas;
-    no other whitespace is stripped (reference 3.1).
+    no other whitespace is stripped (official ``split_labels`` in
+    ``FCCLIP.prepare_class_names_from_metadata``).
 
     Args:
         name (str): e.g. ``'person,child,girl'``.
@@ -212,7 +215,8 @@ class OpenVocabulary:
     def text_prompts(self,
                      templates: Sequence[str] = VILD_TEMPLATES) -> List[str]:
         """All prompts: classes in order, synonyms in order, then templates
-        (template-major inside each synonym, reference 3.2)."""
+        (template-major inside each synonym, official
+        ``fill_all_templates_ensemble``)."""
         return [t.format(s) for syns in self.synonyms for s in syns
                 for t in templates]
 
@@ -220,7 +224,8 @@ class OpenVocabulary:
         """Which classes were seen in training.
 
         A class is seen iff one of its synonyms equals (exactly, as a string)
-        one of the training vocabulary's synonyms (reference 7.2).
+        one of the training vocabulary's synonyms (official
+        ``category_overlapping_mask``).
 
         Returns:
             Tensor: Bool tensor of shape (num_classes, ).
