@@ -39,8 +39,9 @@ model = dict(
             text_cfg=dict(
                 context_length=77, vocab_size=49408, width=64, heads=2,
                 layers=1))),
-    # the classes of the data set type (its METAINFO)
+    # the classes of the data set type (its METAINFO), plain names
     train_vocabulary=dataset_type,
+    prompt_names=None,
     # A random CLIP carries no meaning, so its out-of-vocabulary scores are
     # noise: the ensemble is off (alpha = beta = 0, the in-vocabulary
     # classifier alone). Turn it on with --cfg-options model.ensemble.alpha=0.4

@@ -7,7 +7,6 @@ for mmseg-style data classes, mmseg's) registries, so configs only need
 lazily by the backbone, keeping ``import mmfcclip`` light.
 """
 import mmcv
-import mmdet
 from mmengine.utils import digit_version
 
 from .version import __version__

@@ -37,6 +37,7 @@ def tiny_model_cfg(clip_cfg=TINY_CONVNEXT_CLIP, things=THINGS, stuff=STUFF,
         type='OpenCLIPBackbone', model_name='tiny', pretrained=None,
         model_cfg=clip_cfg)
     model.train_vocabulary = dict(thing_classes=things, stuff_classes=stuff)
+    model.prompt_names = None
     head = model.panoptic_head
     head.num_things_classes = len(things)
     head.num_stuff_classes = len(stuff)

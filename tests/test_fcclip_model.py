@@ -95,6 +95,7 @@ def test_rescale_to_original_size_and_semantic_only_mode():
 
 
 def test_switch_vocabulary_between_predicts(model):
+    run_predict(model)  # the training vocabulary, encoded once
     model.set_test_vocabulary(
         dict(classes=('cat', 'dog', 'bus', 'road', 'wall'),
              thing_classes=('cat', 'dog', 'bus'),
@@ -182,6 +183,7 @@ def test_bad_vocabularies_fail_with_clear_messages(model):
 def test_full_size_parameter_counts(name, trainable, visual):
     cfg = Config.fromfile(f'configs/fcclip_{name}_coco.py')
     cfg.model.backbone.pretrained = None
+    cfg.model.prompt_names = None  # structure only: no vocabulary file
     model = MODELS.build(cfg.model)
     assert sum(p.numel() for p in model.parameters()
                if p.requires_grad) == trainable
@@ -324,3 +326,45 @@ def test_mmdet_panoptic_postprocess_equals_the_previous_one(model, seed):
     assert len(old.unique()) >= 2  # non-trivial segmentations
     # the head's configured class counts are restored after the call
     assert head.num_classes == len(model.train_vocab.classes)
+
+
+def test_official_prompt_names_decide_seen_classes(monkeypatch):
+    """'official:<name>[:<dataset>]' resolves through mmfcclip.vocabularies
+    once, per role: with COCO's official synonyms for training, test 'sky'
+    is seen through mmdet's 'sky-other-merged' -> 'sky,clouds' (with plain
+    names it would be unseen)."""
+    import mmfcclip.vocabularies as vocabularies
+    calls = []
+    tables = {
+        'coco_panoptic': {'sky-other-merged': 'sky,clouds',
+                          'person': 'person,child'},
+        'ade20k_150': {'sky': 'sky', 'tree': 'tree,trees'},
+    }
+
+    def fake_official(name, target=None):
+        calls.append((name, target))
+        return tables[name]
+
+    monkeypatch.setattr(vocabularies, 'official_prompt_names', fake_official)
+    train = dict(thing_classes=('person', 'green square'),
+                 stuff_classes=('sky-other-merged', 'grass'))
+    model = build(things=train['thing_classes'],
+                  stuff=train['stuff_classes'])
+    assert model.seen_mask(model.train_vocab).all()
+    plain = model.vocabularies.to_vocab(
+        dict(classes=('sky', 'tree')), 'test')
+    assert model.seen_mask(plain).tolist() == [False, False]
+
+    from mmfcclip.models.utils import VocabularyResolver
+    resolver = VocabularyResolver(
+        prompt_names='official:ade20k_150',
+        train_prompt_names='official:coco_panoptic:mmdet.CocoPanopticDataset')
+    assert calls == [('ade20k_150', None),
+                     ('coco_panoptic', 'mmdet.CocoPanopticDataset')]
+    resolver.set_train(resolver.to_vocab(train, 'train', training=True))
+    assert resolver.train_vocab.prompts == ('person,child', 'green square',
+                                            'sky,clouds', 'grass')
+    test = resolver.to_vocab(dict(classes=('sky', 'tree')), 'test')
+    assert test.prompts == ('sky', 'tree,trees')
+    assert resolver.seen_mask(test).tolist() == [True, False]
+    assert len(calls) == 2  # resolved once, not per vocabulary

@@ -85,6 +85,9 @@ def test_coco_config_follows_the_reference_recipe(coco_cfg):
     assert model.test_cfg.iou_thr == 0.8
     assert model.test_cfg.max_per_image == 100
     assert (model.ensemble.alpha, model.ensemble.beta) == (0.4, 0.8)
+    # trained on the official COCO synonyms, as FC-CLIP was
+    assert model.train_vocabulary == 'CocoPanopticDataset'
+    assert model.prompt_names == 'official:coco_panoptic'
     assert model.text_classifier.batch_size == 128
 
 
@@ -130,6 +133,7 @@ def test_full_size_structure_trains_two_iterations(coco_cfg):
     cfg.backbone.pretrained = None
     cfg.train_vocabulary = dict(thing_classes=('red disk', 'green square'),
                                 stuff_classes=('sky', ))
+    cfg.prompt_names = None
     cfg.panoptic_head.update(num_things_classes=2, num_stuff_classes=1)
     cfg.panoptic_head.loss_cls.class_weight = [1.0] * 3 + [0.1]
     cfg.panoptic_fusion_head.update(num_things_classes=2, num_stuff_classes=1)

@@ -23,9 +23,13 @@ model = dict(
         pretrained='laion2b_s29b_b131k_ft_soup'),
     # The COCO panoptic classes (mmdet's CocoPanopticDataset.METAINFO).
     train_vocabulary='CocoPanopticDataset',
-    # Optional synonyms: {'class name': 'name,synonym,...'} or a file in the
-    # official '<id>:<name>,<synonym>...' format.
-    prompt_names=None,
+    # Their official prompt-engineered synonyms (e.g. mmdet's
+    # 'sky-other-merged' is 'sky,clouds'): which test classes count as seen
+    # depends on them. The file is found in $MMFCCLIP_VOCAB_DIR or the user
+    # cache, or downloaded once (docs/vocabularies.md). Also accepted: a
+    # {'class name': 'name,synonym,...'} dict, a file in the official
+    # '<id>:<name>,<synonym>...' format, or None (plain class names).
+    prompt_names='official:coco_panoptic',
     text_classifier=dict(
         type='OVTextClassifier', batch_size=128, cache_dir=None,
         cache_size=16),

@@ -54,7 +54,13 @@ class FCCLIP(Mask2Former):
             ``classes`` and/or ``thing_classes``/``stuff_classes``. None: set
             by :class:`OpenVocabHook` from the training dataset.
         prompt_names (str | dict | None): Class name -> comma-separated
-            synonyms map, or a file in the official FC-CLIP format.
+            synonyms map, a file in the official FC-CLIP format, or
+            ``'official:<name>'`` (an official prompt-engineered vocabulary,
+            see docs/vocabularies.md).
+        train_prompt_names (str | dict | None): Synonyms of the training
+            vocabulary when they differ from ``prompt_names`` (zero-shot
+            evaluation: COCO's for training, the evaluated data set's for
+            testing). Defaults to None: ``prompt_names``.
         seen_cache_size (int): Vocabularies whose seen/unseen masks are
             kept. Defaults to 16.
         train_cfg, test_cfg, data_preprocessor, init_cfg: As in
@@ -69,6 +75,7 @@ class FCCLIP(Mask2Former):
                  ensemble: ConfigType = dict(type='OpenVocabEnsemble'),
                  train_vocabulary: VocabSpec = None,
                  prompt_names: PromptNames = None,
+                 train_prompt_names: PromptNames = None,
                  seen_cache_size: int = 16,
                  train_cfg: OptConfigType = None,
                  test_cfg: OptConfigType = None,
@@ -115,7 +122,9 @@ class FCCLIP(Mask2Former):
         self.train_cfg = train_cfg
         self.test_cfg = test_cfg
 
-        self.vocabularies = VocabularyResolver(prompt_names, seen_cache_size)
+        self.vocabularies = VocabularyResolver(prompt_names,
+                                               train_prompt_names,
+                                               seen_cache_size)
         self._dataset_meta: Optional[dict] = None
         if train_vocabulary is not None:
             self.set_train_vocabulary(train_vocabulary)
@@ -143,7 +152,8 @@ class FCCLIP(Mask2Former):
         targets. Seen/unseen masks computed against the previous training
         vocabulary are dropped.
         """
-        vocab = self.vocabularies.to_vocab(spec, 'train_vocabulary')
+        vocab = self.vocabularies.to_vocab(
+            spec, 'train_vocabulary', training=True)
         head = self.panoptic_head
         if (vocab.num_things, vocab.num_stuff) != (head.num_things_classes,
                                                    head.num_stuff_classes):

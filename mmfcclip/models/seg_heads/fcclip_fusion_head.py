@@ -108,7 +108,7 @@ class FCCLIPFusionHead(MaskFormerFusionHead):
         """
         max_per_image = self.test_cfg.get('max_per_image', 100)
         things_only = self.test_cfg.get('panoptic_on', True)
-        num_queries, num_classes = mask_cls.shape[0], self.num_classes
+        num_classes = self.num_classes
         scores = F.softmax(mask_cls, dim=-1)[:, :-1]
         k = min(max_per_image, scores.numel())
         top_scores, top_indices = scores.flatten().topk(k, sorted=False)

@@ -12,7 +12,7 @@ model-side ``prompt_names`` map instead.
 import os.path as osp
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Mapping, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -62,14 +62,24 @@ def split_synonyms(name: str) -> List[str]:
     return synonyms
 
 
+#: Prefix of a ``prompt_names`` string naming an official vocabulary file.
+OFFICIAL_PREFIX = 'official:'
+
+
 def load_prompt_names(prompt_names: PromptNames) -> Dict[str, str]:
     """Load a ``class name -> synonyms`` map.
 
     Args:
-        prompt_names (str | Mapping | None): A mapping, or the path of a text
-            file in the official FC-CLIP format (one ``<id>:<syn1>,<syn2>``
-            per line; the first synonym is the class name it applies to;
-            ``invalid_class_id`` lines are skipped), or None.
+        prompt_names (str | Mapping | None): A mapping; ``'official:<name>'``
+            or ``'official:<name>:<dataset>'`` for an official FC-CLIP
+            vocabulary keyed by an OpenMMLab dataset's class names (e.g.
+            ``'official:coco_panoptic'``, see
+            :func:`mmfcclip.vocabularies.official_prompt_names`; the file is
+            found locally or downloaded once, checksum-verified); the path
+            of a text file in the official FC-CLIP format (one
+            ``<id>:<syn1>,<syn2>`` per line; the first synonym is the class
+            name it applies to; ``invalid_class_id`` lines are skipped); or
+            None.
 
     Returns:
         dict[str, str]: The map (empty for None).
@@ -79,8 +89,14 @@ def load_prompt_names(prompt_names: PromptNames) -> Dict[str, str]:
     if isinstance(prompt_names, Mapping):
         return {str(k): str(v) for k, v in prompt_names.items()}
     if not isinstance(prompt_names, str):
-        raise TypeError('prompt_names must be a dict, a file path or None, '
-                        f'got {type(prompt_names).__name__}.')
+        raise TypeError('prompt_names must be a dict, a file path, '
+                        f'"{OFFICIAL_PREFIX}<name>" or None, got '
+                        f'{type(prompt_names).__name__}.')
+    if prompt_names.startswith(OFFICIAL_PREFIX):
+        # Imported here: the vocabulary module is only needed on demand.
+        from mmfcclip.vocabularies import official_prompt_names
+        name, _, target = prompt_names[len(OFFICIAL_PREFIX):].partition(':')
+        return official_prompt_names(name, target or None)
     if not osp.isfile(prompt_names):
         raise FileNotFoundError(
             f'prompt_names file not found: {prompt_names}')

@@ -6,7 +6,7 @@ from mmdet.structures import SampleList
 from torch import Tensor
 
 from .lru_cache import LRUCache
-from .vocabulary import OpenVocabulary, PromptNames
+from .vocabulary import OpenVocabulary, PromptNames, load_prompt_names
 
 VocabSpec = Union[None, str, Mapping, OpenVocabulary]
 
@@ -22,15 +22,26 @@ class VocabularyResolver:
 
     Args:
         prompt_names (str | dict | None): Class name -> comma-separated
-            synonyms map, or a file in the official FC-CLIP format.
+            synonyms of every vocabulary (see :func:`load_prompt_names`).
+        train_prompt_names (str | dict | None): Those of the training
+            vocabulary, when they differ (the official synonyms of a name
+            differ between data sets). Defaults to None: ``prompt_names``.
         seen_cache_size (int): How many vocabularies' seen masks are kept.
             Defaults to 16.
     """
 
     def __init__(self,
                  prompt_names: PromptNames = None,
+                 train_prompt_names: PromptNames = None,
                  seen_cache_size: int = 16) -> None:
         self.prompt_names = prompt_names
+        self.train_prompt_names = train_prompt_names
+        # Resolved once: a file or an official vocabulary is read here, not
+        # per forward pass.
+        self._prompt_map = load_prompt_names(prompt_names)
+        self._train_prompt_map = (
+            self._prompt_map if train_prompt_names is None else
+            load_prompt_names(train_prompt_names))
         self.train_vocab: Optional[OpenVocabulary] = None
         self.test_vocab: Optional[OpenVocabulary] = None
         self._seen = LRUCache(seen_cache_size)
@@ -38,9 +49,11 @@ class VocabularyResolver:
     def to_vocab(self,
                  spec: VocabSpec,
                  source: str,
-                 default_role: str = 'stuff') -> OpenVocabulary:
+                 default_role: str = 'stuff',
+                 training: bool = False) -> OpenVocabulary:
         """Build a vocabulary from a dataset type name, a metainfo-like
-        dict or an :class:`OpenVocabulary` (returned as is)."""
+        dict or an :class:`OpenVocabulary` (returned as is); synonyms from
+        the training or the general prompt names."""
         if isinstance(spec, OpenVocabulary):
             return spec
         if isinstance(spec, str):
@@ -56,7 +69,10 @@ class VocabularyResolver:
                             f'metainfo dict or an OpenVocabulary, got '
                             f'{type(spec).__name__}.')
         return OpenVocabulary.from_metainfo(
-            spec, self.prompt_names, default_role=default_role, source=source)
+            spec,
+            self._train_prompt_map if training else self._prompt_map,
+            default_role=default_role,
+            source=source)
 
     def set_train(self, vocab: OpenVocabulary) -> None:
         """Set the training vocabulary; seen masks depend on it."""
@@ -75,7 +91,7 @@ class VocabularyResolver:
             raise ValueError('All samples of a batch must share one text '
                              'vocabulary (text/stuff_text).')
         things, stuff = specs.pop()
-        return OpenVocabulary.build(things, stuff, self.prompt_names)
+        return OpenVocabulary.build(things, stuff, self._prompt_map)
 
     @staticmethod
     def _as_names(text) -> Tuple[str, ...]:
