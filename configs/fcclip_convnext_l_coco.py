@@ -9,8 +9,13 @@ _base_ = './_base_/models/fcclip_convnext_l.py'
 
 custom_imports = dict(imports=['mmfcclip'], allow_failed_imports=False)
 # Resume and load_from with torch.load(weights_only=True) plus only what an
-# mmengine checkpoint needs (mmfcclip/engine/runner.py).
+# mmengine checkpoint needs, refusing damaged files and checkpoints that do
+# not fit the model; atomic checkpoint writes; DataLoader workers die with
+# the trainer (mmfcclip/engine/runner.py).
 runner_type = 'SafeCheckpointRunner'
+# True loads a checkpoint whose weights only partly fit the model (with a
+# warning) instead of refusing it.
+allow_partial_load = False
 
 # ---------------------------------------------------------------- data
 # mmdet's dataset, loader and metric need panopticapi (not on PyPI); these
@@ -29,6 +34,12 @@ test_pipeline = [
     dict(t, meta_keys=t['meta_keys'] + ('text', 'stuff_text'))
     if t['type'] == 'PackDetInputs' else t for t in _base_.test_pipeline
 ]
+# Right after loading: an empty or mis-scaled image (uint16, float [0, 1])
+# fails naming it, or is converted, before any resize.
+train_pipeline = train_pipeline[:1] + [dict(type='ValidateImage')
+                                       ] + train_pipeline[1:]
+test_pipeline = test_pipeline[:1] + [dict(type='ValidateImage')
+                                     ] + test_pipeline[1:]
 train_dataloader = dict(
     num_workers=4,  # official NUM_WORKERS
     dataset=dict(
@@ -68,4 +79,16 @@ custom_hooks = [
     dict(type='FiniteLossHook'),
     # resumed runs continue the torch random stream of the interrupted one
     dict(type='ResumeRNGStateHook'),
+    # SIGTERM (pre-emption): save the finished iteration and stop cleanly
+    dict(type='SignalCheckpointHook'),
 ]
+
+# ---------------------------------------------------------------- pictures
+# One task per picture (panoptic; 'instance' or 'semantic' here or with
+# --cfg-options visualizer.task=semantic), one label per segment, a legend;
+# used by `mim test --show-dir`, DetInferencer and demo/image_demo.py.
+visualizer = dict(
+    type='FCCLIPLocalVisualizer',
+    vis_backends=[dict(type='LocalVisBackend')],
+    name='visualizer',
+    task='panoptic')

@@ -18,8 +18,10 @@ if not (digit_version(_MMCV_MIN) <= digit_version(mmcv.__version__) <
         f'mmfcclip needs {_MMCV_MIN} <= mmcv < {_MMCV_MAX} (the range mmdet '
         f'3.x and mmseg 1.x accept), found mmcv {mmcv.__version__}.')
 
-from . import datasets, engine, evaluation, models, utils  # noqa: E402,F401
+from . import (datasets, engine, evaluation, models, utils,  # noqa: E402,F401
+               visualization)
 
 __all__ = [
-    '__version__', 'datasets', 'engine', 'evaluation', 'models', 'utils'
+    '__version__', 'datasets', 'engine', 'evaluation', 'models', 'utils',
+    'visualization'
 ]

@@ -1,5 +1,6 @@
 """The frozen open_clip backbone and the cached text classifier."""
 import copy
+import os
 
 import pytest
 import torch
@@ -150,3 +151,127 @@ def test_unfetchable_pretrained_tag_says_to_pass_a_local_file(monkeypatch):
     with pytest.raises(RuntimeError, match='local file path') as err:
         OpenCLIPBackbone('RN50', pretrained='openai')
     assert 'hub unreachable' in str(err.value)
+
+
+# --------------------------------------------------------------------------
+# The disk cache is an optimisation only: nothing about it stops inference.
+
+@pytest.fixture(scope='module')
+def real_clip(tmp_path_factory, convnext):
+    """A CLIP with a weights fingerprint (loaded from a file), whose text
+    embeddings may be cached on disk."""
+    path = tmp_path_factory.mktemp('clip') / 'clip.pt'
+    torch.save(convnext.clip_model.state_dict(), path)
+    return OpenCLIPBackbone('tiny', pretrained=str(path),
+                            model_cfg=TINY_CONVNEXT_CLIP)
+
+
+@pytest.fixture
+def warnings_logged():
+    """Warning messages of the current MMLogger during the test."""
+    import logging
+    import random
+
+    from mmengine.logging import MMLogger
+
+    class Handler(logging.Handler):
+
+        def __init__(self):
+            super().__init__(level=logging.WARNING)
+            self.messages = []
+
+        def emit(self, record):
+            self.messages.append(record.getMessage())
+
+    logger = MMLogger.get_instance(f'text_cache_{random.randrange(10**9)}')
+    handler = Handler()
+    logger.addHandler(handler)
+    yield handler.messages
+    logger.removeHandler(handler)
+
+
+def _vocab(seed):
+    """A random vocabulary (new prompts: a disk-cache miss)."""
+    import random
+    rng = random.Random(seed)
+    words = ['cat', 'dog', 'sky', 'road', 'tree', 'boat', 'lamp', 'wall']
+    return OpenVocabulary.build(
+        rng.sample(words, 2), [f'{rng.choice(words)} {seed}'])
+
+
+def test_cache_dir_that_is_a_file_warns_once_and_inference_goes_on(
+        tmp_path, real_clip, warnings_logged):
+    blocker = tmp_path / 'cache'
+    blocker.write_text('not a directory')
+    tc = OVTextClassifier(embed_dims=32, cache_dir=str(blocker))
+    for seed in range(3):
+        out = tc(_vocab(seed), real_clip)
+        assert torch.isfinite(out.weight).all()
+    writes = [m for m in warnings_logged if 'Could not write' in m]
+    assert len(writes) == 1 and str(blocker) in writes[0]
+    assert blocker.read_text() == 'not a directory'
+
+
+def test_failed_writes_warn_once_and_leave_no_temporary(
+        tmp_path, real_clip, warnings_logged, monkeypatch):
+    # A volume shared by containers whose writers all are PID 1 (or a
+    # read-only one): the rename fails.
+    sources = []
+
+    def failing_replace(src, dst):
+        sources.append(str(src))
+        raise FileNotFoundError(2, 'No such file or directory', str(src))
+
+    monkeypatch.setattr(os, 'replace', failing_replace)
+    cache = tmp_path / 'shared'
+    for seed in range(3):
+        classifier = OVTextClassifier(embed_dims=32, cache_dir=str(cache))
+        classifier(_vocab(seed), real_clip)
+    assert len(sources) == 3
+    assert len(set(sources)) == 3  # unique temporary names, not per PID
+    assert all(str(os.getpid()) not in os.path.basename(s) for s in sources)
+    assert len([m for m in warnings_logged if 'Could not write' in m]) == 1
+    assert not list(cache.iterdir())  # no temporary file left
+
+
+@pytest.mark.parametrize('damage', ['width', 'nan', 'torn'])
+def test_invalid_cache_entries_are_ignored_and_rewritten(
+        tmp_path, real_clip, warnings_logged, damage):
+    vocab = _vocab(7)
+    cache = tmp_path / 'cache'
+    first = OVTextClassifier(embed_dims=32, cache_dir=str(cache))
+    expected = first(vocab, real_clip).weight[:-1]
+    (entry, ) = cache.glob('*.pt')
+    good = torch.load(entry, weights_only=True)
+    if damage == 'width':
+        torch.save(torch.randn(good.shape[0], good.shape[1] + 16), entry)
+    elif damage == 'nan':
+        bad = good.clone()
+        bad[torch.randint(0, good.shape[0], (1, ))] = float('nan')
+        torch.save(bad, entry)
+    else:
+        entry.write_bytes(entry.read_bytes()[:100])
+    fresh = OVTextClassifier(embed_dims=32, cache_dir=str(cache))
+    out = fresh(vocab, real_clip).weight[:-1]
+    assert fresh.num_encoded_prompts > 0  # recomputed, not used
+    torch.testing.assert_close(out, expected)
+    assert any(str(entry) in m and 'Ignoring' in m for m in warnings_logged)
+    torch.testing.assert_close(torch.load(entry, weights_only=True), good)
+
+
+def test_truncated_prompts_are_reported(real_clip, warnings_logged):
+    long = 'very ' * 80
+    vocab = OpenVocabulary.build([long + 'red car', long + 'blue car'],
+                                 ['sky', 'grass'])
+    tc = OVTextClassifier(embed_dims=32)
+    out = tc(vocab, real_clip)
+    # the two long names are one name to the encoder
+    torch.testing.assert_close(out.weight[0], out.weight[1])
+    (message, ) = [m for m in warnings_logged if 'truncated' in m]
+    assert '77 tokens' in message and 'identical embeddings' in message
+    assert 'red car' in message and 'blue car' in message
+    assert "'sky'" not in message
+    # a short vocabulary: nothing to say
+    warnings_logged.clear()
+    tc(OpenVocabulary.build(['cat'], ['sky']), real_clip)
+    assert not [m for m in warnings_logged if 'truncated' in m]

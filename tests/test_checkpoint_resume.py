@@ -524,3 +524,40 @@ def test_user_safe_globals_survive(toy, tmp_path, monkeypatch):
         _toy_runner(toy, tmp_path, str(ckpt)).load_or_resume()
         assert np.ndarray in torch.serialization.get_safe_globals()
     assert np.ndarray not in torch.serialization.get_safe_globals()
+
+
+def test_tools_test_refuses_a_foreign_checkpoint(toy, tmp_path):
+    # Another network's weights (a conv net): nothing of the toy is filled.
+    foreign = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3),
+                                  torch.nn.BatchNorm2d(4))
+    path = tmp_path / 'foreign.pth'
+    torch.save(foreign.state_dict(), path)
+    result = _run_tool('test.py', [
+        str(toy['config']), str(path), '--work-dir', str(tmp_path / 'test')
+    ], dict(toy['env'], TOY_RUN_TAG='foreign'))
+    assert result.returncode != 0
+    assert 'mse:' not in result.stdout  # no metric for a wrong model
+    assert 'InvalidCheckpointError' in result.stdout
+    assert 'foreign.pth' in result.stdout and 'fc1.weight' in result.stdout
+    # On purpose, it loads what fits (nothing here) and tests.
+    result = _run_tool('test.py', [
+        str(toy['config']), str(path), '--work-dir', str(tmp_path / 'test'),
+        '--cfg-options', 'allow_partial_load=True'
+    ], dict(toy['env'], TOY_RUN_TAG='foreign'))
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert 'allow_partial_load is set' in result.stdout
+
+
+def test_resume_from_a_weights_only_checkpoint_is_refused(toy, tmp_path):
+    saved = torch.load(toy['work_dir'] / f"iter_{toy['crash_at']}.pth",
+                       map_location='cpu', weights_only=False)
+    path = tmp_path / 'weights.pth'
+    torch.save(dict(state_dict=saved['state_dict']), path)
+    result = _run_tool('train.py', [
+        str(toy['config']), '--work-dir', str(tmp_path / 'work'),
+        '--resume', str(path)
+    ], dict(toy['env'], TOY_RUN_TAG='weights'))
+    assert result.returncode != 0
+    assert 'Cannot resume from' in result.stdout and 'weights.pth' in \
+        result.stdout
+    assert "KeyError: 'epoch'" not in result.stdout

@@ -1,7 +1,9 @@
 """FrozenAwareOptimWrapperConstructor and FiniteLossHook."""
 import logging
 import math
+import os
 import random
+import signal
 from types import SimpleNamespace
 from typing import List
 
@@ -9,14 +11,19 @@ import pytest
 import torch
 import torch.nn as nn
 from mmdet.registry import HOOKS, OPTIM_WRAPPER_CONSTRUCTORS
-from mmengine.logging import MMLogger
+from mmengine.hooks import Hook
+from mmengine.logging import MessageHub, MMLogger
 from mmengine.model import BaseModel
+from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmengine.optim import DefaultOptimWrapperConstructor
 from mmengine.runner import EpochBasedTrainLoop, Runner
 from torch.utils.data import Dataset
 
 import mmfcclip  # noqa: F401  (registers the components)
-from mmfcclip.engine import FiniteLossHook, FrozenAwareOptimWrapperConstructor
+from mmfcclip.engine import (FiniteLossHook,
+                             FrozenAwareOptimWrapperConstructor,
+                             SafeCheckpointRunner, SignalCheckpointHook,
+                             TrainingInterrupted)
 
 
 class _ListHandler(logging.Handler):
@@ -231,10 +238,20 @@ def test_parent_is_mmengine_default():
 # FiniteLossHook
 
 
-def _fake_runner(iteration: int, epoch_based: bool = False):
+def _fake_runner(iteration: int, epoch_based: bool = False,
+                 model: nn.Module = None, grad_norm: float = None,
+                 loss_scaler=None):
+    """What the hook reads of a runner: iteration, loop, model, the logged
+    gradient norm and the optimizer wrapper (with a loss scaler for AMP)."""
     loop = object.__new__(EpochBasedTrainLoop) if epoch_based else object()
+    hub = MessageHub(f'finite_{random.randrange(10**9)}')
+    if grad_norm is not None:
+        hub.update_scalar('train/grad_norm', grad_norm)
     return SimpleNamespace(
-        iter=iteration, epoch=random.randint(0, 5), train_loop=loop)
+        iter=iteration, epoch=random.randint(0, 5), train_loop=loop,
+        model=model if model is not None else nn.Linear(3, 2),
+        message_hub=hub,
+        optim_wrapper=SimpleNamespace(loss_scaler=loss_scaler))
 
 
 def _finite_outputs() -> dict:
@@ -387,3 +404,248 @@ def test_hook_stops_runner_before_checkpointing(tmp_path):
     # Raised before CheckpointHook saved the poisoned weights.
     assert (tmp_path / f'iter_{nan_at - 1}.pth').exists()
     assert not (tmp_path / f'iter_{nan_at}.pth').exists()
+
+
+def test_hook_catches_non_finite_grad_norm_with_finite_loss():
+    bad = random.choice([math.nan, math.inf])
+    iteration = random.randrange(1000)
+    with pytest.raises(RuntimeError) as info:
+        FiniteLossHook().after_train_iter(
+            _fake_runner(iteration, grad_norm=bad), 0,
+            outputs=_finite_outputs())
+    message = str(info.value)
+    assert f'iteration {iteration + 1}' in message
+    assert f'grad_norm={bad}' in message
+    assert 'loss terms' not in message
+    # A finite norm passes; so does no norm (no clip_grad configured).
+    FiniteLossHook().after_train_iter(
+        _fake_runner(iteration, grad_norm=random.uniform(0, 1e30)), 0,
+        outputs=_finite_outputs())
+
+
+def test_hook_tolerates_skipped_amp_steps_but_not_bad_weights():
+    # With a loss scaler an inf/NaN gradient norm is a skipped step.
+    hook = FiniteLossHook()
+    model = nn.Linear(4, 3)
+    runner = _fake_runner(5, model=model, grad_norm=math.inf,
+                          loss_scaler=object())
+    hook.after_train_iter(runner, 0, outputs=_finite_outputs())
+    # Non-finite weights are fatal with or without a scaler.
+    with torch.no_grad():
+        model.bias[random.randrange(3)] = math.nan
+    with pytest.raises(RuntimeError, match=r'1 of 2 trainable .*bias'):
+        hook.after_train_iter(runner, 0, outputs=_finite_outputs())
+
+
+def test_hook_checks_trainable_weights_and_buffers_only():
+    model = _random_net()
+    hook = FiniteLossHook()
+    hook.after_train_iter(_fake_runner(0, model=model), 0,
+                          outputs=_finite_outputs())
+    with torch.no_grad():  # frozen weights cannot be changed by the step
+        model.clip[0][0].weight.fill_(math.inf)
+    hook.after_train_iter(_fake_runner(0, model=model), 0,
+                          outputs=_finite_outputs())
+    model.neck[1].running_var.fill_(math.nan)
+    with pytest.raises(RuntimeError, match='neck.1.running_var'):
+        hook.after_train_iter(_fake_runner(0, model=model), 0,
+                              outputs=_finite_outputs())
+    # Off on request.
+    FiniteLossHook(check_params=False).after_train_iter(
+        _fake_runner(0, model=model), 0, outputs=_finite_outputs())
+
+
+def test_hook_refuses_to_save_non_finite_checkpoint():
+    model = nn.Linear(3, 2)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    hook = FiniteLossHook()
+    runner = _fake_runner(random.randrange(100), model=model)
+    hook.before_save_checkpoint(runner, dict(state_dict=state))
+    state['weight'][0, random.randrange(3)] = -math.inf
+    with pytest.raises(RuntimeError, match='Refusing to save.*weight'):
+        hook.before_save_checkpoint(runner, dict(state_dict=state))
+
+
+class _SqrtAtIterModel(BaseModel):
+    """Regression whose loss stays finite while its gradient is infinite at
+    chosen iterations: d sqrt(x)/dx at x = 0."""
+
+    def __init__(self, bad_iters):
+        super().__init__()
+        self.fc = nn.Linear(4, 1)
+        self.bad_iters = set(bad_iters)
+        self.calls = 0
+
+    def forward(self, inputs, targets=None, mode='tensor'):
+        pred = self.fc(inputs).squeeze(-1)
+        if mode != 'loss':
+            return pred
+        self.calls += 1
+        losses = dict(loss_mse=((pred - targets)**2).mean())
+        if self.calls in self.bad_iters:
+            # value 0 (finite), gradient inf
+            zero = self.fc.bias.sum() - self.fc.bias.sum().detach()
+            losses['loss_sqrt'] = torch.sqrt(zero)
+        return losses
+
+
+def _regression_runner(tmp_path, model, optim_wrapper, max_iters=6,
+                       runner_cls=Runner):
+    return runner_cls(
+        model=model,
+        work_dir=str(tmp_path),
+        experiment_name=f'finite_grad_{random.randrange(10**9)}',
+        default_scope='mmdet',
+        train_dataloader=dict(
+            dataset=_RandomRegression(),
+            sampler=dict(type='DefaultSampler', shuffle=True),
+            batch_size=4,
+            collate_fn=dict(type='default_collate')),
+        optim_wrapper=optim_wrapper,
+        train_cfg=dict(by_epoch=False, max_iters=max_iters),
+        default_hooks=dict(
+            checkpoint=dict(type='CheckpointHook', interval=1,
+                            by_epoch=False)),
+        custom_hooks=[dict(type='FiniteLossHook')],
+        env_cfg=dict(dist_cfg=dict(backend='gloo')))
+
+
+@pytest.mark.parametrize('clip_grad', [dict(max_norm=1.0), None])
+def test_runner_stops_on_infinite_gradient_before_checkpointing(
+        tmp_path, clip_grad):
+    bad_at = random.randint(2, 4)
+    runner = _regression_runner(
+        tmp_path, _SqrtAtIterModel([bad_at]),
+        dict(optimizer=dict(type='SGD', lr=0.01), clip_grad=clip_grad))
+    with pytest.raises(RuntimeError) as info:
+        runner.train()
+    message = str(info.value)
+    assert f'iteration {bad_at}' in message
+    assert 'loss terms' not in message  # every loss term was finite
+    if clip_grad:  # logged norm: named
+        assert 'grad_norm=inf' in message or 'grad_norm=nan' in message
+    assert 'fc.bias' in message  # the step wrote non-finite weights
+    # The poisoned state never reached the disk; the last good checkpoint
+    # stays last_checkpoint.
+    assert not (tmp_path / f'iter_{bad_at}.pth').exists()
+    last = (tmp_path / 'last_checkpoint').read_text()
+    assert last.endswith(f'iter_{bad_at - 1}.pth')
+    saved = torch.load(last, map_location='cpu', weights_only=False)
+    assert all(torch.isfinite(v).all() for v in saved['state_dict'].values())
+
+
+class _CpuAmpOptimWrapper(AmpOptimWrapper):
+    """mmengine's AmpOptimWrapper with a CPU GradScaler (mmengine insists
+    on an accelerator; the scaler logic is the same)."""
+
+    def __init__(self, **kwargs):
+        OptimWrapper.__init__(self, **kwargs)
+        self._scale_update_param = None
+        self.loss_scaler = torch.amp.GradScaler('cpu', init_scale=2.0**8)
+        self.cast_dtype = None
+
+    def optim_context(self, model):
+        return OptimWrapper.optim_context(self, model)
+
+
+def test_runner_keeps_training_through_skipped_amp_steps(tmp_path):
+    bad_iters = random.sample(range(2, 7), 2)
+    model = _SqrtAtIterModel(bad_iters)
+    optim_wrapper = _CpuAmpOptimWrapper(
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.01),
+        clip_grad=dict(max_norm=1.0))
+    runner = _regression_runner(tmp_path, model, optim_wrapper, max_iters=8)
+    runner.train()  # the scaler skipped the inf steps: nothing raised
+    assert runner.iter == 8
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert optim_wrapper.loss_scaler.get_scale() < 2.0**8  # it did skip
+    assert (tmp_path / 'iter_8.pth').exists()
+
+
+def test_checkpoints_are_written_atomically(tmp_path, monkeypatch):
+    from mmengine.fileio.backends import LocalBackend
+    fail_at = random.randint(2, 4)
+    calls = []
+    put = LocalBackend.put
+
+    def put_then_die(self, obj, filepath):
+        calls.append(filepath)
+        if len(calls) == fail_at:  # half a file, then the disk is full
+            with open(filepath, 'wb') as f:
+                f.write(obj[:len(obj) // 2])
+            raise OSError(28, 'No space left on device')
+        return put(self, obj, filepath)
+
+    monkeypatch.setattr(LocalBackend, 'put', put_then_die)
+    # left by a process killed while writing iter_1.pth
+    (tmp_path / '.iter_1.pth.0123abcd.tmp').write_bytes(b'torn')
+    runner = _regression_runner(
+        tmp_path, _SqrtAtIterModel([]),
+        dict(optimizer=dict(type='SGD', lr=0.01)), max_iters=6,
+        runner_cls=SafeCheckpointRunner)
+    with pytest.raises(OSError, match='No space'):
+        runner.train()
+    # Only complete checkpoints carry a checkpoint's name; nothing torn or
+    # temporary is left behind (the stale temporary went when iter_1.pth
+    # was written again), and last_checkpoint names a complete one.
+    names = sorted(p.name for p in tmp_path.iterdir() if 'pth' in p.name)
+    assert names == [f'iter_{i}.pth' for i in range(1, fail_at)]
+    last = (tmp_path / 'last_checkpoint').read_text()
+    assert last.endswith(f'iter_{fail_at - 1}.pth')
+    torch.load(last, map_location='cpu', weights_only=False)
+
+
+class _SignalAt(Hook):
+    """Sends this process ``signum`` at the start of iteration ``at``."""
+
+    def __init__(self, at, signum=signal.SIGTERM):
+        self.at, self.signum = at, signum
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        if runner.iter + 1 == self.at:
+            os.kill(os.getpid(), self.signum)
+
+
+def test_signal_saves_checkpoint_and_stops_after_the_iteration(tmp_path):
+    at = random.randint(2, 4)
+    previous = signal.getsignal(signal.SIGTERM)
+    runner = _regression_runner(
+        tmp_path, _SqrtAtIterModel([]),
+        dict(optimizer=dict(type='SGD', lr=0.01)), max_iters=8,
+        runner_cls=SafeCheckpointRunner)
+    # No interval checkpoint falls on the signalled iteration.
+    runner.register_hook(dict(type='SignalCheckpointHook'))
+    runner.register_hook(_SignalAt(at), priority='VERY_HIGH')
+    runner._hooks = [h for h in runner._hooks
+                     if type(h).__name__ != 'CheckpointHook']
+    with pytest.raises(TrainingInterrupted) as info:
+        runner.train()
+    assert info.value.exit_code == 128 + signal.SIGTERM
+    assert f'Received SIGTERM during iteration {at}' in str(info.value)
+    assert runner.iter == at  # the iteration finished, no further one ran
+    path = tmp_path / f'iter_{at}.pth'
+    assert (tmp_path / 'last_checkpoint').read_text() == str(path)
+    ckpt = torch.load(path, map_location='cpu', weights_only=False)
+    assert ckpt['meta']['iter'] == at
+    for key, value in runner.model.state_dict().items():
+        assert torch.equal(ckpt['state_dict'][key], value), key
+    assert signal.getsignal(signal.SIGTERM) == previous
+
+
+def test_signal_hook_restores_handlers_when_training_fails(tmp_path):
+    previous = signal.getsignal(signal.SIGTERM)
+    runner = _regression_runner(
+        tmp_path, _NaNAtIterModel(2),
+        dict(optimizer=dict(type='SGD', lr=0.01)), max_iters=4,
+        runner_cls=SafeCheckpointRunner)
+    runner.register_hook(dict(type='SignalCheckpointHook'))
+    with pytest.raises(RuntimeError, match='Non-finite'):
+        runner.train()
+    assert signal.getsignal(signal.SIGTERM) == previous
+
+
+def test_signal_hook_rejects_bad_signal_names():
+    with pytest.raises(TypeError, match='sequence'):
+        SignalCheckpointHook(signals='SIGTERM')
+    with pytest.raises(ValueError, match='SIGTREM'):
+        SignalCheckpointHook(signals=('SIGTREM', ))

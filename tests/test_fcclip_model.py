@@ -368,3 +368,92 @@ def test_official_prompt_names_decide_seen_classes(monkeypatch):
     assert test.prompts == ('sky', 'tree,trees')
     assert resolver.seen_mask(test).tolist() == [True, False]
     assert len(calls) == 2  # resolved once, not per vocabulary
+
+
+def test_dataset_meta_none_resets_and_empty_is_an_error(model):
+    model.dataset_meta = dict(classes=('sky', 'meadow'))
+    assert model.test_vocab.stuff_classes == ('sky', 'meadow')
+    model.dataset_meta = None  # documented: back to the training vocabulary
+    assert model.test_vocab is None
+    assert model.dataset_meta['classes'] == model.train_vocab.classes
+    model.dataset_meta = dict(classes=('cat', 'bus'))
+    for bad in ({}, dict(palette=[(0, 0, 0)])):
+        with pytest.raises(ValueError, match='no "classes"'):
+            model.dataset_meta = bad
+    with pytest.raises(TypeError, match="got the string 'sky'"):
+        model.set_test_vocabulary(dict(classes='sky'))
+
+
+def test_per_vocabulary_caches_stay_within_their_bounds(model):
+    import random
+    model.eval()
+    model.text_classifier._memory_cache.max_size = 3
+    model.vocabularies._seen.max_size = 2
+    words = ['cat', 'dog', 'bus', 'sky', 'road', 'tree', 'lamp', 'wall']
+    for i in range(random.randint(6, 9)):
+        things = random.sample(words, 2)
+        model.set_test_vocabulary(dict(
+            thing_classes=things, stuff_classes=[f'stuff {i}']))
+        # what predict does per batch: the classifier and the seen mask of
+        # the active vocabulary
+        vocab, _ = model._classifier([])
+        model.seen_mask(vocab)
+        assert len(model.text_classifier._memory_cache) <= 3
+        assert len(model.vocabularies._seen) <= 2
+    # the bounds come from the config
+    cfg = tiny_model_cfg()
+    cfg.text_classifier.cache_size = 5
+    cfg.seen_cache_size = 4
+    configured = MODELS.build(cfg)
+    assert configured.text_classifier._memory_cache.max_size == 5
+    assert configured.vocabularies._seen.max_size == 4
+
+
+def _inference_model():
+    """A tiny FC-CLIP with the tiny config's test pipeline, as mmdet's
+    ``init_detector`` builds it."""
+    from mmdet.apis import init_detector
+    cfg = Config.fromfile('configs/fcclip_tiny_synthetic.py')
+    cfg.model = tiny_model_cfg()
+    torch.manual_seed(0)
+    model = init_detector(cfg, device='cpu')
+    model.set_test_vocabulary(dict(thing_classes=['red disk'],
+                                   stuff_classes=['sky', 'grass']))
+    return model
+
+
+@pytest.mark.slow
+def test_inference_converts_or_refuses_non_8bit_arrays():
+    import numpy as np
+    from mmdet.apis import inference_detector
+    model = _inference_model()
+    rng = np.random.default_rng()
+    img = rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    reference = inference_detector(model, img).pred_sem_seg.data
+    # 16-bit (65535 = white) and float [0, 1] versions of the same picture
+    for same in (img.astype(np.uint16) * 257, img.astype(np.float32) / 255):
+        pred = inference_detector(model, same).pred_sem_seg.data
+        agreement = (pred == reference).float().mean().item()
+        assert agreement > 0.99, (same.dtype, agreement)
+    for bad, match in [
+        (np.zeros((0, 0, 3), np.uint8), r'input image array.*empty \(0 x 0'),
+        (img.astype(np.float32) * 2 - 255, 'on no scale'),
+        (np.full((8, 8, 3), np.nan, np.float32), 'NaN'),
+        (img.astype(np.int32) * 300, 'on no scale'),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            inference_detector(model, bad)
+
+
+def test_data_preprocessor_scales_tensors_like_uint8(model):
+    g = torch.Generator().manual_seed(3)
+    img = torch.randint(0, 256, (3, 32, 32), generator=g, dtype=torch.uint8)
+    pre = model.data_preprocessor
+    expected = pre(dict(inputs=[img]), False)['inputs']
+    for same in (img.to(torch.uint16) * 257, img.float() / 255):
+        torch.testing.assert_close(pre(dict(inputs=[same]), False)['inputs'],
+                                   expected, rtol=0, atol=1e-4)
+    with pytest.raises(ValueError, match='input image 0: the image is empty'):
+        pre(dict(inputs=[torch.zeros(3, 0, 5, dtype=torch.uint8)]), False)
+    with pytest.raises(TypeError, match='bool'):
+        pre(dict(inputs=[img > 128]), False)

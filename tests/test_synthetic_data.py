@@ -316,6 +316,9 @@ def test_dataset_loads_like_mmdet(dataset_dir):
     label_of = {cid: i for i, cid in enumerate(META['category_ids'])}
     for idx, ann in enumerate(data['annotations']):
         info = dataset.get_data_info(idx)
+        # one addition: every segment id of the JSON, for the PNG check
+        assert info.pop('json_segment_ids') == [
+            s['id'] for s in ann['segments_info']]
         assert info == reference.get_data_info(idx)
         assert osp.isfile(info['img_path'])
         assert osp.isfile(info['seg_map_path'])
@@ -427,3 +430,132 @@ def test_dataset_missing_paths(dataset_dir, tmp_path):
         **_dataset_cfg(root, ann_file=missing, lazy_init=True))
     with pytest.raises(FileNotFoundError, match=re.escape(missing)):
         lazy.full_init()
+
+
+# --------------------------------------------------------------------------
+# Bad data names its file and the problem.
+
+def _private_copy(dataset_dir, tmp_path):
+    """A copy of the generated data set to damage."""
+    import shutil
+    root = str(tmp_path / 'copy')
+    shutil.copytree(dataset_dir[0], root)
+    return root
+
+
+def _pipeline(test_mode):
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmdet')  # the transforms' registry
+    cfg = Config.fromfile('configs/fcclip_tiny_synthetic.py')
+    return cfg.test_pipeline if test_mode else cfg.train_pipeline
+
+
+def _sample(root, rng, split='train2017'):
+    data = _load_json(osp.join(root, 'annotations', f'panoptic_{split}.json'))
+    idx = int(rng.integers(len(data['images'])))
+    return idx, data
+
+
+def test_empty_image_file_is_named(dataset_dir, tmp_path):
+    from mmfcclip.datasets import SampleLoadError
+    root = _private_copy(dataset_dir, tmp_path)
+    idx, data = _sample(root, np.random.default_rng())
+    image = osp.join(root, 'train2017', data['images'][idx]['file_name'])
+    open(image, 'wb').close()
+    dataset = DATASETS.build(dict(
+        type='OVCocoPanopticDataset', pipeline=_pipeline(False),
+        **_dataset_cfg(root)))
+    with pytest.raises(SampleLoadError) as info:
+        dataset.prepare_data(idx)
+    message = str(info.value)
+    assert image in message and 'empty (0 bytes)' in message
+    assert 'LoadImageFromFile' in message
+
+
+def test_too_elongated_image_is_named(dataset_dir, tmp_path):
+    import cv2
+    from mmfcclip.datasets import SampleLoadError
+    root = _private_copy(dataset_dir, tmp_path)
+    idx, data = _sample(root, np.random.default_rng(), 'val2017')
+    image = osp.join(root, 'val2017', data['images'][idx]['file_name'])
+    cv2.imwrite(image, np.random.randint(0, 255, (8, 2000, 3), np.uint8))
+    dataset = DATASETS.build(dict(
+        type='OVCocoPanopticDataset', pipeline=_pipeline(True),
+        test_mode=True, **_dataset_cfg(root, 'val2017')))
+    with pytest.raises(SampleLoadError) as info:
+        dataset.prepare_data(idx)
+    message = str(info.value)
+    assert image in message and 'Resize' in message
+    assert '8 x 2000 px' in message and 'too elongated' in message
+
+
+def test_unknown_segment_category_is_named(dataset_dir, tmp_path):
+    root = _private_copy(dataset_dir, tmp_path)
+    ann_file = osp.join(root, 'annotations', 'panoptic_train2017.json')
+    data = _load_json(ann_file)
+    ann = data['annotations'][np.random.randint(len(data['annotations']))]
+    ann['segments_info'][0]['category_id'] = 77
+    with open(ann_file, 'w') as f:
+        json.dump(data, f)
+    with pytest.raises(ValueError) as info:
+        DATASETS.build(dict(type='OVCocoPanopticDataset',
+                            **_dataset_cfg(root)))
+    assert ann['file_name'] in str(info.value) and '77' in str(info.value)
+
+
+def _paint_unlisted_segment(root, split, rng):
+    """Give one PNG a segment the JSON does not list; returns (index,
+    PNG path)."""
+    idx, data = _sample(root, rng, split)
+    ann = data['annotations'][idx]
+    png = osp.join(root, 'annotations', f'panoptic_{split}', ann['file_name'])
+    rgb = np.array(Image.open(png).convert('RGB'))
+    listed = {s['id'] for s in ann['segments_info']}
+    new_id = max(listed) + 1
+    y, x = rng.integers(0, rgb.shape[0] - 4, size=2)
+    rgb[y:y + 4, x:x + 4] = [new_id % 256, new_id // 256 % 256,
+                             new_id // 65536]
+    Image.fromarray(rgb).save(png)
+    return idx, png, new_id
+
+
+def test_png_segment_missing_from_json_is_named(dataset_dir, tmp_path):
+    from mmfcclip.datasets import SampleLoadError
+    root = _private_copy(dataset_dir, tmp_path)
+    idx, png, new_id = _paint_unlisted_segment(root, 'train2017',
+                                               np.random.default_rng())
+    dataset = DATASETS.build(dict(
+        type='OVCocoPanopticDataset', pipeline=_pipeline(False),
+        **_dataset_cfg(root)))
+    with pytest.raises(SampleLoadError) as info:
+        dataset.prepare_data(idx)
+    message = str(info.value)
+    assert png in message and str(new_id) in message
+    assert 'does not list' in message
+
+
+def test_metric_refuses_ground_truth_png_ids_missing_from_json(
+        dataset_dir, tmp_path):
+    import torch
+    from mmdet.registry import METRICS
+    root = _private_copy(dataset_dir, tmp_path)
+    idx, png, new_id = _paint_unlisted_segment(root, 'val2017',
+                                               np.random.default_rng())
+    data = _load_json(osp.join(root, 'annotations',
+                               'panoptic_val2017.json'))
+    image = data['images'][idx]
+    metric = METRICS.build(dict(
+        type='OVCocoPanopticMetric',
+        ann_file=osp.join(root, 'annotations', 'panoptic_val2017.json'),
+        seg_prefix=osp.join(root, 'annotations', 'panoptic_val2017')))
+    metric.dataset_meta = META
+    pred = torch.full((1, image['height'], image['width']), len(META[
+        'classes']), dtype=torch.int64)  # all void
+    sample = dict(img_id=image['id'], img_path=image['file_name'],
+                  seg_map_path=png, segments_info=[],
+                  ori_shape=(image['height'], image['width']),
+                  pred_panoptic_seg=dict(sem_seg=pred))
+    with pytest.raises(ValueError) as info:
+        metric.process({}, [sample])
+    assert png in str(info.value) and str(new_id) in str(info.value)

@@ -1,7 +1,12 @@
 """The COCO recipe as a config, the full-size structure training on CPU, and
 resuming the embedded default (tiny synthetic) run."""
 import copy
+import os
+import re
+import signal
+import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -236,3 +241,129 @@ def test_undecodable_image_names_the_file(tmp_path):
     bad.write_bytes(b'not a png at all')
     with pytest.raises(Exception, match='broken.png'):
         LoadImageFromFile()(dict(img_path=str(bad)))
+
+
+# --------------------------------------------------------------------------
+# Signals: tools/train.py on the tiny config with one persistent DataLoader
+# worker, killed (SIGKILL) or pre-empted (SIGTERM) during training.
+
+TRAIN_CFG_TEMPLATE = '''
+_base_ = '{root}/configs/fcclip_tiny_synthetic.py'
+data_root = '{data_root}/'
+train_dataloader = dict(
+    batch_size=2, num_workers=1, persistent_workers=True,
+    dataset=dict(data_root=data_root))
+val_dataloader = dict(num_workers=0, persistent_workers=False,
+                      dataset=dict(data_root=data_root))
+test_dataloader = val_dataloader
+val_evaluator = [dict(
+    type='OVCocoPanopticMetric',
+    ann_file=data_root + 'annotations/panoptic_val2017.json',
+    seg_prefix=data_root + 'annotations/panoptic_val2017/')]
+test_evaluator = val_evaluator
+train_cfg = dict(max_iters=200, val_interval=1000)
+default_hooks = dict(logger=dict(interval=1),
+                     checkpoint=dict(interval=1000, save_best=None))
+'''
+
+
+def _children(pid):
+    """Process ids whose parent is ``pid`` (Linux /proc)."""
+    kids = []
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f'/proc/{entry}/stat') as f:
+                fields = f.read().rsplit(')', 1)[1].split()
+        except OSError:  # exited meanwhile
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(entry))
+    return kids
+
+
+def _alive(pid):
+    """Running (not gone, not a zombie waiting for its new parent)."""
+    try:
+        with open(f'/proc/{pid}/stat') as f:
+            state = f.read().rsplit(')', 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != 'Z'
+
+
+def _start_training(tmp_path, data_root, start_new_session=False):
+    """tools/train.py in a subprocess; returns it and its log path once the
+    first iteration is logged (the worker is running then)."""
+    config = tmp_path / 'signals_cfg.py'
+    config.write_text(TRAIN_CFG_TEMPLATE.format(
+        root=os.getcwd(), data_root=data_root))
+    log = tmp_path / 'train.log'
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    with open(log, 'w') as out:
+        proc = subprocess.Popen(
+            [sys.executable, 'tools/train.py', str(config), '--work-dir',
+             str(tmp_path / 'work')],
+            stdout=out, stderr=subprocess.STDOUT, env=env,
+            start_new_session=start_new_session)
+    deadline = time.time() + 300
+    while 'Iter(train) [  1/200]' not in log.read_text():
+        assert proc.poll() is None, log.read_text()[-3000:]
+        assert time.time() < deadline, 'training did not start'
+        time.sleep(0.5)
+    workers = _children(proc.pid)
+    assert workers, 'no DataLoader worker found'
+    return proc, log, workers
+
+
+def _wait_gone(pids, timeout=30):
+    deadline = time.time() + timeout
+    while any(_alive(p) for p in pids) and time.time() < deadline:
+        time.sleep(0.2)
+    return [p for p in pids if _alive(p)]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith('linux'),
+                    reason='workers die with their parent on Linux only')
+def test_sigkill_leaves_no_dataloader_worker(tmp_path, synthetic_root):
+    proc, log, workers = _start_training(tmp_path, synthetic_root)
+    proc.kill()
+    proc.wait(timeout=60)
+    survivors = _wait_gone(workers)
+    for pid in survivors:  # do not leave them to the next test
+        os.kill(pid, signal.SIGKILL)
+    assert not survivors, f'orphaned DataLoader workers {survivors}'
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith('linux'),
+                    reason='workers die with their parent on Linux only')
+def test_sigterm_saves_checkpoint_and_stops_cleanly(tmp_path,
+                                                    synthetic_root):
+    # As a scheduler does before pre-emption: SIGTERM to every process of
+    # the job, the DataLoader worker included.
+    proc, log, workers = _start_training(tmp_path, synthetic_root,
+                                         start_new_session=True)
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        rc = proc.wait(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    text = log.read_text()
+    assert rc == 128 + signal.SIGTERM, text[-3000:]
+    match = re.search(r'Received SIGTERM during iteration (\d+): saved (\S+) '
+                      r'\(now last_checkpoint\)', text)
+    assert match, text[-3000:]
+    step, path = int(match.group(1)), match.group(2)
+    assert path.endswith(f'iter_{step}.pth') and os.path.isfile(path)
+    work = tmp_path / 'work'
+    assert (work / 'last_checkpoint').read_text() == path
+    assert not list(work.glob('.*.tmp'))
+    # A complete, resumable checkpoint of that iteration.
+    ckpt = torch.load(path, map_location='cpu', weights_only=False)
+    assert ckpt['meta']['iter'] == step and 'optimizer' in ckpt
+    assert 'DataLoader worker' not in text  # the worker did not die first
+    assert not _wait_gone(workers)

@@ -192,3 +192,68 @@ def test_ensemble_rejects_bad_arguments():
     with pytest.raises(ValueError, match='seen'):
         OpenVocabEnsemble()(torch.zeros(1, 2, 4), torch.zeros(1, 2, 4),
                             torch.ones(2, dtype=torch.bool))
+
+
+def test_safe_mode_is_finite_for_non_finite_in_vocab_logits():
+    inf, nan = math.inf, math.nan
+    g = torch.Generator().manual_seed(5)
+    k = 4
+    z_in = torch.randn(3, 6, k + 1, generator=g) * 4
+    # -inf, +inf and NaN at random places, one row entirely non-finite
+    specials = torch.tensor([-inf, inf, nan])
+    where = torch.rand(z_in.shape, generator=g) < 0.3
+    pick = torch.randint(0, 3, z_in.shape, generator=g)
+    z_in = torch.where(where, specials[pick], z_in)
+    z_in[0, 0] = torch.tensor([-inf, nan, -inf, nan, -inf])
+    z_in[0, 1] = torch.tensor([-inf, 1.0, 2.0, 0.0, 0.5])  # the issue's
+    z_out = torch.randn(3, 6, k + 1, generator=g)
+    seen = torch.rand(k, generator=g) > 0.5
+    out = OpenVocabEnsemble(alpha=0.4, beta=0.8, mode='safe')(z_in, z_out,
+                                                              seen)
+    assert torch.isfinite(out).all()
+    probs = out.exp()
+    torch.testing.assert_close(probs.sum(-1), torch.ones(3, 6), atol=1e-5,
+                               rtol=0)
+    # -inf / NaN classes get (almost) nothing, +inf ones (almost) all of
+    # the in-vocabulary mass
+    low = torch.isneginf(z_in) | torch.isnan(z_in)
+    assert (probs[low & ~torch.isnan(z_in).all(-1, keepdim=True)
+                  & ~low.all(-1, keepdim=True)] < 1e-6).all()
+    assert probs[0, 1, 0] < 1e-6
+    row = z_in[0, 1, :k].softmax(-1)  # finite classes keep their ranking
+    assert probs[0, 1, :k].argmax() == row.argmax()
+    # where the inputs are finite, nothing changes
+    finite_rows = torch.isfinite(z_in).all(-1)
+    expected = _reference_ensemble(z_in, z_out, seen, 0.4, 0.8)
+    np.testing.assert_allclose(out[finite_rows].double().numpy(),
+                               expected[finite_rows.numpy()], rtol=1e-5,
+                               atol=1e-5)
+
+
+def test_strings_where_sequences_are_expected_are_refused():
+    with pytest.raises(TypeError, match=r"classes must be a sequence.*"
+                       r"\['sky'\]"):
+        OpenVocabulary.from_metainfo(dict(classes='sky'))
+    for key in ('thing_classes', 'stuff_classes'):
+        with pytest.raises(TypeError, match=f"{key} must be a sequence.*"
+                           "'red disk'"):
+            OpenVocabulary.from_metainfo({key: 'red disk'})
+    with pytest.raises(TypeError, match='thing_classes'):
+        OpenVocabulary.build('red disk', ['sky'])
+    with pytest.raises(TypeError, match='stuff_classes'):
+        OpenVocabulary(('cat', ), 'sky')
+
+
+def test_duplicate_class_names_are_refused():
+    import random
+    names = [f'class {i}' for i in range(random.randint(3, 8))]
+    dup = random.choice(names)
+    with pytest.raises(ValueError, match=f"'{dup}' \\(2x thing\\)"):
+        OpenVocabulary.build(names + [dup], ['sky'])
+    with pytest.raises(ValueError, match=f"'{dup}' \\(1x thing, 1x stuff\\)"):
+        OpenVocabulary.from_metainfo(
+            dict(thing_classes=names, stuff_classes=[dup, 'sky']))
+    # Equal first synonyms are fine as long as the class strings differ
+    # (the official ADE-847 list has 'pot' twice).
+    vocab = OpenVocabulary.build(['pot,flowerpot', 'pot,cooking pot'], [])
+    assert vocab.num_classes == 2

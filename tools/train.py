@@ -11,6 +11,7 @@ Example:
         --work-dir work_dirs/fcclip --resume
 """
 import argparse
+import sys
 
 from cli_common import add_common_args, parse
 
@@ -72,8 +73,16 @@ def main() -> None:
         cfg.resume = True
         cfg.load_from = args.resume
 
+    from mmfcclip.engine import TrainingInterrupted
+
     runner = build_runner(cfg)
-    runner.train()
+    try:
+        runner.train()
+    except TrainingInterrupted as stop:
+        # SignalCheckpointHook saved a checkpoint and logged why; exit as a
+        # process ended by the signal would, so wrappers see the run did
+        # not finish.
+        sys.exit(stop.exit_code)
 
 
 if __name__ == '__main__':

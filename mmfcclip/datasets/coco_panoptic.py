@@ -2,11 +2,16 @@
 import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
+import numpy as np
 from mmdet.datasets import CocoPanopticDataset
 from mmdet.datasets.api_wrappers import COCOPanoptic
 from mmdet.registry import DATASETS
 
-__all__ = ['OVCocoPanopticDataset']
+__all__ = ['OVCocoPanopticDataset', 'SampleLoadError']
+
+
+class SampleLoadError(RuntimeError):
+    """A data sample could not be loaded; the message names its files."""
 
 
 @DATASETS.register_module()
@@ -58,6 +63,72 @@ class OVCocoPanopticDataset(CocoPanopticDataset):
         finally:
             del self.COCOAPI
 
+    def parse_data_info(self, raw_data_info: dict) -> dict:
+        """mmdet's parsing, plus ``json_segment_ids``: the ids of every
+        segment the JSON lists for the image (mmdet drops degenerate ones
+        from ``segments_info``), so that the loader can tell a PNG id that
+        the JSON lacks from one it lists."""
+        data_info = super().parse_data_info(raw_data_info)
+        img_id = raw_data_info['raw_img_info']['img_id']
+        data_info['json_segment_ids'] = [
+            ann['id'] for ann in raw_data_info['raw_ann_info']
+            if ann['image_id'] == img_id
+        ]
+        return data_info
+
+    def prepare_data(self, idx: int) -> Optional[dict]:
+        """Run the pipeline on sample ``idx``; a failing transform names the
+        sample's files.
+
+        Transforms fail on bad data without saying which file it was (cv2
+        on an empty image file, cv2's ``inv_scale_x > 0`` assertion on an
+        image too elongated for the resize). The error raised here is a
+        :class:`SampleLoadError` naming the sample, its image and panoptic
+        PNG, the failing transform and the image size at that point, with
+        the original exception chained.
+
+        Args:
+            idx (int): The sample index.
+
+        Returns:
+            dict | None: The pipeline's output (None: a transform asked for
+            another sample).
+        """
+        results = self.get_data_info(idx)
+        info = {k: results.get(k) for k in ('img_path', 'seg_map_path')}
+        for transform in getattr(self.pipeline, 'transforms',
+                                 [self.pipeline]):
+            try:
+                results = transform(results)
+            except SampleLoadError:
+                raise
+            except Exception as error:
+                raise SampleLoadError(
+                    self._failure(idx, info, transform, results,
+                                  error)) from error
+            if results is None:
+                return None
+        return results
+
+    def _failure(self, idx: int, info: dict, transform, results: dict,
+                 error: Exception) -> str:
+        """The message of a :class:`SampleLoadError`."""
+        img_path, seg_path = info['img_path'], info['seg_map_path']
+        img = results.get('img') if isinstance(results, dict) else None
+        what = f'{type(error).__name__}: {error}'.strip()
+        if img_path and osp.isfile(img_path) and \
+                osp.getsize(img_path) == 0:
+            what = f'the image file is empty (0 bytes) ({what})'
+        elif isinstance(img, np.ndarray) and img.ndim >= 2:
+            what = (f'on an image of {img.shape[0]} x {img.shape[1]} px '
+                    f'({what})')
+            if 'inv_scale' in what or isinstance(error, ZeroDivisionError):
+                what += '; the image is too small or too elongated for this ' \
+                    'resize (a side would become 0 px)'
+        return (f'Sample {idx} of {type(self).__name__} failed in '
+                f'{type(transform).__name__}: image {img_path!r}, panoptic '
+                f'PNG {seg_path!r}: {what}')
+
     def _load_checked_coco(self, local_path: str) -> COCOPanoptic:
         """Load the annotation JSON, then validate data paths and categories.
 
@@ -71,14 +142,34 @@ class OVCocoPanopticDataset(CocoPanopticDataset):
         # Checked only now so that a wrong ``data_root`` is reported through
         # the annotation file path first, as mmdet does.
         self._check_data_prefix()
-        problems = self._category_problems(coco.dataset.get('categories', []))
+        categories = coco.dataset.get('categories', [])
+        problems = self._category_problems(categories)
         if problems:
             raise ValueError(
                 f'The categories in the annotation file "{self.ann_file}" do '
                 'not match the dataset metainfo (metainfo["classes"] has '
                 f'{len(self.metainfo["classes"])} classes):\n  - ' +
                 '\n  - '.join(problems))
+        self._check_segment_categories(coco, categories)
         return coco
+
+    def _check_segment_categories(self, coco: COCOPanoptic,
+                                  categories: Sequence[dict]) -> None:
+        """A segment labelled with an id missing from ``categories`` fails
+        naming the file and the image (mmdet: a bare ``KeyError``)."""
+        known = {cat['id'] for cat in categories}
+        for ann in coco.dataset.get('annotations', []):
+            bad = sorted({
+                seg['category_id']
+                for seg in ann.get('segments_info', ())
+                if seg['category_id'] not in known
+            })
+            if bad:
+                raise ValueError(
+                    f'"{self.ann_file}": image "{ann.get("file_name")}" has '
+                    f'segments of category ids {bad}, which are not among '
+                    f'the JSON categories {sorted(known)} (a label outside '
+                    f'the classes).')
 
     def _category_problems(self, categories: Sequence[dict]) -> List[str]:
         """Compare JSON categories with the metainfo.

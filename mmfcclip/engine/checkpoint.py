@@ -20,6 +20,13 @@ refused with :class:`UntrustedCheckpointError`, which names the offending
 globals; set ``MMFCCLIP_TRUSTED_CHECKPOINTS=1`` to load a file you trust with
 ``weights_only=False``.
 
+Before unpickling, the file itself is checked, so that a damaged file is
+reported as such (:class:`CorruptCheckpointError`, naming the file) instead
+of loading silently or failing with a bare ``EOFError`` or a misleading
+security refusal: a directory, an empty file, a file that is neither a zip
+archive nor a pickle, and a zip checkpoint whose members fail their CRC-32
+(a truncated copy, flipped bytes) are all refused.
+
 Nothing changes on import: the loader serves mmengine's ``''`` (local path)
 scheme of :class:`~mmengine.runner.CheckpointLoader` only inside
 :func:`safe_checkpoint_loading`, which :class:`SafeCheckpointRunner`
@@ -30,6 +37,7 @@ import contextlib
 import os
 import os.path as osp
 import pickle
+import zipfile
 from typing import Any, Callable, Iterator, List, Optional, Set, Tuple, Union
 
 import numpy as np
@@ -40,8 +48,10 @@ from mmengine.utils import digit_version
 
 __all__ = [
     'TRUSTED_CHECKPOINTS_ENV', 'MMENGINE_SAFE_GLOBALS',
-    'UntrustedCheckpointError', 'is_trusted_load_enabled',
-    'load_from_local_safe', 'safe_checkpoint_loading'
+    'UntrustedCheckpointError', 'InvalidCheckpointError',
+    'CorruptCheckpointError', 'is_trusted_load_enabled',
+    'check_checkpoint_file', 'load_from_local_safe',
+    'safe_checkpoint_loading'
 ]
 
 #: Environment variable that opts in to ``weights_only=False`` loading.
@@ -63,6 +73,29 @@ SafeGlobal = Union[Callable, Tuple[Callable, str]]
 
 class UntrustedCheckpointError(pickle.UnpicklingError):
     """Raised when a checkpoint needs more than the mmengine safe globals."""
+
+
+class InvalidCheckpointError(ValueError):
+    """Raised when a file is not a usable checkpoint (for this model or this
+    use), e.g. it holds a list, or its weights do not fit the model."""
+
+
+class CorruptCheckpointError(InvalidCheckpointError):
+    """Raised when a checkpoint file is damaged: empty, truncated, modified
+    after it was written, or not a PyTorch file at all."""
+
+
+# ``torch.save`` writes a zip archive; legacy (``_use_new_zipfile_
+# serialization=False``) files are a pickle, protocol 2, i.e. start with
+# the PROTO opcode.
+_ZIP_MAGIC = b'PK\x03\x04'
+_PICKLE_PROTO = b'\x80'
+_CRC_CHUNK = 1 << 20
+
+# Words in torch's weights-only unpickler errors that mean "this object is
+# not allowed" (as opposed to "these bytes are not a pickle").
+_REFUSAL_WORDS = ('global', 'not allowed', 'allowlist', 'allowed_globals',
+                  'unrecognized function', 'unsupported class')
 
 
 def _history_buffer_getattr(obj: Any, name: str) -> Callable:
@@ -225,6 +258,108 @@ def _refusal(filename: str, error: pickle.UnpicklingError) -> str:
             'environment (this uses torch.load(weights_only=False)).')
 
 
+def _damaged(filename: str, what: str) -> CorruptCheckpointError:
+    """A :class:`CorruptCheckpointError` with the common advice."""
+    return CorruptCheckpointError(
+        f'Checkpoint {filename!r} is damaged: {what}. It was probably cut '
+        'short or modified after it was written (a killed or failed write, '
+        'an incomplete copy or download, a disk error). Use another copy, or '
+        'an earlier checkpoint of the run (e.g. the previous iter_*.pth).')
+
+
+def _verify_zip(filename: str) -> None:
+    """Check a zip checkpoint's structure and every member's CRC-32.
+
+    ``torch.load`` checks neither, so flipped bytes in a tensor load
+    silently. Reading the file once more costs about as much as loading
+    it (the second read comes from the page cache).
+
+    Raises:
+        CorruptCheckpointError: If the archive is truncated or a member's
+            data does not match its CRC-32.
+    """
+    try:
+        with zipfile.ZipFile(filename) as archive:
+            for info in archive.infolist():
+                # torch writes a CRC of 0 when its serialization config turns
+                # ``compute_crc32`` off; such a member cannot be checked.
+                if info.CRC == 0 and info.file_size > 0:
+                    continue
+                # zipfile raises BadZipFile at the end of a member whose
+                # data does not match its CRC-32.
+                with archive.open(info) as member:
+                    while member.read(_CRC_CHUNK):
+                        pass
+    except zipfile.BadZipFile as error:
+        raise _damaged(filename, f'its zip archive is invalid ({error})') \
+            from error
+    except (EOFError, zipfile.LargeZipFile) as error:
+        raise _damaged(filename, f'its zip archive is unreadable ({error})') \
+            from error
+
+
+def check_checkpoint_file(filename: str) -> None:
+    """Refuse, naming the problem and the file, what cannot be a checkpoint.
+
+    Checks, without unpickling anything: that ``filename`` exists and is a
+    file (not a directory), is not empty, looks like a PyTorch file (a zip
+    archive, or a legacy pickle), and, for zip archives, that every
+    member's data matches its CRC-32.
+
+    Args:
+        filename (str): A local path.
+
+    Raises:
+        FileNotFoundError: If it does not exist.
+        IsADirectoryError: If it is a directory.
+        CorruptCheckpointError: If it is empty, not a PyTorch file, or a
+            damaged zip archive.
+    """
+    if osp.isdir(filename):
+        raise IsADirectoryError(
+            f'Checkpoint {filename!r} is a directory, not a checkpoint file: '
+            'give the path of a .pth file (a work_dir names its newest one '
+            'in its last_checkpoint file).')
+    if not osp.exists(filename):
+        raise FileNotFoundError(f'Checkpoint file {filename!r} does not '
+                                'exist.')
+    if osp.getsize(filename) == 0:
+        raise _damaged(filename, 'it is empty (0 bytes)')
+    with open(filename, 'rb') as f:
+        head = f.read(len(_ZIP_MAGIC))
+    if head == _ZIP_MAGIC:
+        _verify_zip(filename)
+    elif not head.startswith(_PICKLE_PROTO):
+        raise CorruptCheckpointError(
+            f'{filename!r} is not a PyTorch checkpoint: it is neither the zip '
+            'archive torch.save writes nor a legacy (pickle) torch file; it '
+            f'starts with the bytes {head!r}. Check the path; if it is the '
+            'right file, it is damaged.')
+
+
+def _unreadable(filename: str, error: BaseException) -> CorruptCheckpointError:
+    """The error for bytes that passed the file checks but do not unpickle.
+
+    Zip members pass their CRC, so this is a legacy (pickle) file cut short
+    or damaged, or a file that was written wrongly.
+    """
+    if isinstance(error, EOFError):
+        reason = 'the data ends early'
+    else:
+        reason = str(error.__context__ or error).strip() or type(
+            error).__name__
+    return _damaged(filename, f'its data cannot be unpickled ({reason})')
+
+
+def _is_refusal(error: pickle.UnpicklingError) -> bool:
+    """Whether torch's weights-only unpickler refused an object (rather than
+    failing on bytes that are no pickle)."""
+    cause = error.__context__ if isinstance(error.__context__,
+                                            pickle.UnpicklingError) else error
+    text = str(cause).lower()
+    return any(word in text for word in _REFUSAL_WORDS)
+
+
 def load_from_local_safe(
     filename: str,
     map_location: Optional[Union[str, Callable, torch.device, dict]] = None
@@ -236,8 +371,10 @@ def load_from_local_safe(
     in place of mmengine's ``load_from_local``, so it serves
     ``Runner.resume``, ``load_from`` and ``mmengine.runner.load_checkpoint``.
 
-    With torch >= 2.6 the file is read with ``torch.load(weights_only=True)``
-    plus, during this call only, :data:`MMENGINE_SAFE_GLOBALS`:
+    The file is first checked by :func:`check_checkpoint_file` (exists, is
+    a non-empty file, is a PyTorch file, zip CRCs match). With torch >= 2.6
+    it is then read with ``torch.load(weights_only=True)`` plus, during this
+    call only, :data:`MMENGINE_SAFE_GLOBALS`:
     ``HistoryBuffer``, ``numpy.ndarray``, ``numpy.dtype`` and its bool and
     numeric dtype classes, numpy's ``_reconstruct`` / ``scalar`` (under both
     the numpy 1 and numpy 2 module names), and a ``builtins.getattr`` that
@@ -260,12 +397,14 @@ def load_from_local_safe(
 
     Raises:
         FileNotFoundError: If ``filename`` does not exist.
+        IsADirectoryError: If ``filename`` is a directory.
+        CorruptCheckpointError: If the file is empty, not a PyTorch file,
+            fails its CRC check, or its data cannot be unpickled.
         UntrustedCheckpointError: If the checkpoint needs globals outside
             the allowed set and the opt-in is not set.
     """
     filename = osp.expanduser(filename)
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f'{filename} can not be found.')
+    check_checkpoint_file(filename)
     if not _TORCH_WEIGHTS_ONLY_DEFAULT:
         return torch.load(filename, map_location=map_location)
     if is_trusted_load_enabled():
@@ -273,13 +412,20 @@ def load_from_local_safe(
             f'{TRUSTED_CHECKPOINTS_ENV} is set: loading {filename} with '
             'weights_only=False (full unpickling, trusted files only).',
             logger='current')
-        return torch.load(
-            filename, map_location=map_location, weights_only=False)
+        try:
+            return torch.load(
+                filename, map_location=map_location, weights_only=False)
+        except (EOFError, pickle.UnpicklingError) as error:
+            raise _unreadable(filename, error) from error
     try:
         with _mmengine_safe_globals():
             return torch.load(
                 filename, map_location=map_location, weights_only=True)
+    except EOFError as error:
+        raise _unreadable(filename, error) from error
     except pickle.UnpicklingError as error:
+        if not _is_refusal(error):
+            raise _unreadable(filename, error) from None
         # The reason is in the message; torch's own advice (weights_only=False)
         # is not repeated in the traceback.
         raise UntrustedCheckpointError(_refusal(filename, error)) from None

@@ -157,14 +157,21 @@ def _shape_mask(kind: int, center: Tuple[float, float], extent: float,
     return inside
 
 
-def _sample_things(rng: np.random.Generator, size: int, xx: np.ndarray,
-                   yy: np.ndarray) -> List[dict]:
-    """Sample the things of one scene in drawing order (back to front)."""
+def _sample_things(rng: np.random.Generator,
+                   size: int,
+                   xx: np.ndarray,
+                   yy: np.ndarray,
+                   num_kinds: int = 3) -> List[dict]:
+    """Sample the things of one scene in drawing order (back to front).
+
+    ``num_kinds`` thing classes use the first shapes (disk, square,
+    triangle); 3 gives the default data set.
+    """
     num_things = int(
         rng.integers(_NUM_THINGS_RANGE[0], _NUM_THINGS_RANGE[1] + 1))
     things = []
     for _ in range(num_things):
-        kind = int(rng.integers(3))
+        kind = int(rng.integers(num_kinds))
         extent = 0.5 * size * rng.uniform(*_THING_SIZE_RANGE)
         angle = 0.0
         if kind == 1:
@@ -302,7 +309,8 @@ def render_sample(rng: np.random.Generator, size: int,
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float64) + 0.5
     img, sky = _render_background(rng, size, xx, yy)
     things, owner = _drop_hidden_things(
-        _sample_things(rng, size, xx, yy), (size, size))
+        _sample_things(rng, size, xx, yy, len(metainfo['thing_classes'])),
+        (size, size))
 
     # Paint back to front; the painter's order equals the owner map, so the
     # final colour of every pixel belongs to the segment that owns it.
@@ -318,6 +326,8 @@ def render_sample(rng: np.random.Generator, size: int,
 
     num_things = len(things)
     stuff_masks = [(owner == -1) & sky, (owner == -1) & ~sky]
+    if len(metainfo['stuff_classes']) == 1:  # one class for the background
+        stuff_masks = [owner == -1]
     stuff_labels = [
         metainfo['classes'].index(name) for name in metainfo['stuff_classes']
     ]
@@ -431,10 +441,14 @@ def generate(out_dir: str = 'data/synthetic_coco_panoptic',
         num_val (int): Number of validation images.
         size (int): Side of the square images in pixels (>= 32).
         seed (int): Random seed; equal seeds give byte-identical files.
-        metainfo (dict, optional): Class metainfo; defaults to
-            ``SYNTHETIC_PANOPTIC_METAINFO``. Only its ``palette`` may differ
-            meaningfully, the scene layout assumes 3 thing and 2 stuff
-            classes.
+        metainfo (dict, optional): Class metainfo (``classes``,
+            ``thing_classes``, ``stuff_classes``, ``palette``,
+            ``category_ids``, ``supercategories``); defaults to
+            ``SYNTHETIC_PANOPTIC_METAINFO``. Other names and ids give a data
+            set with other classes (docs/custom_data.md): 1-3 thing classes
+            (drawn as disks, squares, triangles in their palette colours)
+            and 1-2 stuff classes (sky/grass areas, or the whole
+            background).
 
     Returns:
         dict: ``out_dir``, ``categories`` and, under ``train``/``val``, the
@@ -448,9 +462,10 @@ def generate(out_dir: str = 'data/synthetic_coco_panoptic',
                          f'{num_train} and {num_val}')
     if metainfo is None:
         metainfo = _load_metainfo()
-    if (len(metainfo['thing_classes']) != 3
-            or len(metainfo['stuff_classes']) != 2):
-        raise ValueError('the scene layout needs 3 thing and 2 stuff classes')
+    if not (1 <= len(metainfo['thing_classes']) <= 3
+            and 1 <= len(metainfo['stuff_classes']) <= 2):
+        raise ValueError('the scene layout needs 1-3 thing and 1-2 stuff '
+                         'classes')
     categories = build_categories(metainfo)
     result = dict(out_dir=out_dir, categories=categories)
     for key, split, num in (('train', 'train2017', num_train),
@@ -475,14 +490,30 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         '--size', type=int, default=96, help='image side in pixels')
     parser.add_argument('--seed', type=int, default=0, help='random seed')
+    parser.add_argument(
+        '--metainfo-from',
+        help='a config whose `metainfo` variable gives the classes (e.g. '
+        'configs/custom/fcclip_tiny_custom_panoptic.py); default: the '
+        'built-in synthetic classes')
     return parser.parse_args()
+
+
+def _config_metainfo(path: str) -> dict:
+    """The ``metainfo`` variable of a config (needs mmengine)."""
+    from mmengine.config import Config
+    meta = Config.fromfile(path).get('metainfo')
+    if meta is None:
+        raise KeyError(f'{path} defines no `metainfo` variable.')
+    return meta.to_dict() if hasattr(meta, 'to_dict') else dict(meta)
 
 
 def main() -> None:
     args = parse_args()
     start = time.perf_counter()
+    metainfo = (None if args.metainfo_from is None else
+                _config_metainfo(args.metainfo_from))
     result = generate(args.out_dir, args.num_train, args.num_val, args.size,
-                      args.seed)
+                      args.seed, metainfo)
     elapsed = time.perf_counter() - start
     for key in ('train', 'val'):
         split = result[key]

@@ -44,7 +44,9 @@ class OpenVocabHook(Hook):
         meta = runner.train_dataloader.dataset.metainfo
         if model.train_vocab is None:
             model.set_train_vocabulary(dict(meta))
+            self._check_things(runner, model)
             return
+        self._check_things(runner, model)
         dataset_classes = tuple(meta.get('classes', ()))
         if dataset_classes and dataset_classes != model.train_vocab.classes:
             raise ValueError(
@@ -53,6 +55,27 @@ class OpenVocabHook(Hook):
                 f' classes {list(model.train_vocab.classes)[:5]}..., the '
                 f'dataset {len(dataset_classes)} '
                 f'{list(dataset_classes)[:5]}...')
+
+    @staticmethod
+    def _check_things(runner, model) -> None:
+        """Instance segmentation needs thing classes: a stuff-only training
+        set (semantic labels) with ``instance_on`` would train for hours and
+        then predict no instance at all."""
+        test_cfg = getattr(model, 'test_cfg', None) or {}
+        vocab = model.train_vocab
+        if vocab.num_things or not test_cfg.get('instance_on', False):
+            return
+        dataset = runner.train_dataloader.dataset
+        where = getattr(dataset, 'ann_file', '') or getattr(
+            dataset, 'data_root', '')
+        raise ValueError(
+            f'The training data {type(dataset).__name__} ("{where}") has no '
+            f'thing class (its {vocab.num_classes} classes are all stuff), '
+            f'but model.test_cfg.instance_on=True asks for instance '
+            f'segmentation. Semantic-only data: set model.test_cfg = '
+            f'dict(panoptic_on=False, instance_on=False, semantic_on=True) '
+            f'(configs/custom/fcclip_convnext_l_custom_semantic.py); '
+            f'instance data: list its classes in metainfo["thing_classes"].')
 
     def _set_test(self, runner, loop) -> None:
         meta = self._metainfo(loop)

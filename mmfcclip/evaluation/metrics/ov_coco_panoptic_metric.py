@@ -48,6 +48,9 @@ class OVCocoPanopticMetric(BaseMetric):
       VOID (0) for a stuff class 0 and wraps around 24-bit RGB for large
       instance ids; the prediction tensor is not modified;
     * class-wise results are labelled with each category's own name;
+    * a ground-truth PNG holding segment ids its annotation does not list
+      raises ``ValueError`` naming the PNG (panopticapi ignores those
+      pixels, which changes PQ silently);
     * ``format_only`` without ``outfile_prefix`` raises ``ValueError``
       (mmdet: ``AssertionError``); ``nproc`` does not exist (no file-based
       second pass).
@@ -198,7 +201,19 @@ class OVCocoPanopticMetric(BaseMetric):
                         id=info['id'],
                         category_id=info['category'],
                         iscrowd=int(bool(isthing) and not info['is_thing'])))
-        return rgb2id(imread_panoptic_rgb(path, self.backend_args)), segments
+        pan_gt = rgb2id(imread_panoptic_rgb(path, self.backend_args))
+        # panopticapi ignores PNG segments missing from the JSON (neither
+        # matched nor VOID), which silently changes PQ: refuse them.
+        unlisted = np.setdiff1d(
+            np.unique(pan_gt),
+            np.asarray([VOID, *[seg['id'] for seg in segments]]))
+        if len(unlisted):
+            raise ValueError(
+                f'Ground-truth panoptic PNG {path} has segment ids '
+                f'{unlisted.tolist()[:10]} that its annotation does not list '
+                f'(image {sample["img_id"]}); PQ would silently ignore those '
+                'pixels. Fix the annotation file or the PNG.')
+        return pan_gt, segments
 
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
         """Compute the PQ statistics of each sample (and write its PNG when

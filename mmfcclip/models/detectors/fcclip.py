@@ -11,6 +11,8 @@ from torch import Tensor
 
 from ..utils import (OpenVocabulary, TextClassifier, VocabularyResolver,
                      get_classification_logits)
+from ..utils.label_names import name_predictions
+from ..utils.head_sizes import fill_head_sizes, resize_head
 from ..utils.vocabulary import PromptNames
 from ..utils.vocabulary_resolver import VocabSpec
 
@@ -44,6 +46,9 @@ class FCCLIP(Mask2Former):
         backbone (dict): A frozen CLIP, e.g. ``OpenCLIPBackbone``.
         panoptic_head (dict): ``FCCLIPHead`` config; ``in_channels`` and
             ``embed_dims`` default to the backbone's (None or absent).
+            ``num_things_classes=None, num_stuff_classes=None`` and
+            ``loss_cls.class_weight=None`` (``[1.0] * K + [0.1]``) follow the
+            training vocabulary.
         panoptic_fusion_head (dict): ``FCCLIPFusionHead`` config.
         text_classifier (dict): ``OVTextClassifier`` config; ``embed_dims``
             defaults to the backbone's.
@@ -51,8 +56,9 @@ class FCCLIP(Mask2Former):
         train_vocabulary (str | dict | None): The training vocabulary: a
             dataset type registered in mmdet (its ``METAINFO`` is used, e.g.
             ``'CocoPanopticDataset'``), or a metainfo-like dict with
-            ``classes`` and/or ``thing_classes``/``stuff_classes``. None: set
-            by :class:`OpenVocabHook` from the training dataset.
+            ``classes`` and/or ``thing_classes``/``stuff_classes``. None or
+            an empty dict: set by :class:`OpenVocabHook` from the training
+            dataset.
         prompt_names (str | dict | None): Class name -> comma-separated
             synonyms map, a file in the official FC-CLIP format, or
             ``'official:<name>'`` (an official prompt-engineered vocabulary,
@@ -107,8 +113,23 @@ class FCCLIP(Mask2Former):
             embed_dims=embed_dims,
             train_cfg=train_cfg,
             test_cfg=test_cfg)
-        self.panoptic_head = MODELS.build(panoptic_head)
         panoptic_fusion_head = copy.deepcopy(panoptic_fusion_head)
+        # Head sizes left None (num_things_classes / num_stuff_classes,
+        # loss_cls.class_weight) follow the training vocabulary, now and
+        # when it is set later (OpenVocabHook, fine-tuning on new classes):
+        # no head weight depends on them (text-embedding classifier), so a
+        # custom data set states its classes once (docs/custom_data.md).
+        self.vocabularies = VocabularyResolver(prompt_names,
+                                               train_prompt_names,
+                                               seen_cache_size)
+        # An empty dict is None: a base config can say "no vocabulary yet"
+        # and still let a child config merge its metainfo dict into it.
+        train_vocabulary = train_vocabulary or None
+        self._sized_by_vocab = fill_head_sizes(
+            panoptic_head, panoptic_fusion_head,
+            None if train_vocabulary is None else self.vocabularies.to_vocab(
+                train_vocabulary, 'train_vocabulary', training=True))
+        self.panoptic_head = MODELS.build(panoptic_head)
         panoptic_fusion_head.update(test_cfg=test_cfg)
         self.panoptic_fusion_head = MODELS.build(panoptic_fusion_head)
         text_classifier = copy.deepcopy(text_classifier)
@@ -122,9 +143,6 @@ class FCCLIP(Mask2Former):
         self.train_cfg = train_cfg
         self.test_cfg = test_cfg
 
-        self.vocabularies = VocabularyResolver(prompt_names,
-                                               train_prompt_names,
-                                               seen_cache_size)
         self._dataset_meta: Optional[dict] = None
         if train_vocabulary is not None:
             self.set_train_vocabulary(train_vocabulary)
@@ -146,15 +164,23 @@ class FCCLIP(Mask2Former):
     def set_train_vocabulary(self, spec: VocabSpec) -> None:
         """Set the training vocabulary and check it against the head.
 
-        The head's ``num_things_classes``/``num_stuff_classes`` and the
-        length of ``loss_cls.class_weight`` are fixed by the config; a
-        vocabulary that disagrees fails here instead of training on wrong
-        targets. Seen/unseen masks computed against the previous training
-        vocabulary are dropped.
+        The head's ``num_things_classes``/``num_stuff_classes`` and
+        ``loss_cls.class_weight`` follow the vocabulary where the config
+        left them None; values given in the config must agree with it, and
+        a vocabulary that disagrees fails here (saying what to set) instead
+        of training on wrong targets. Seen/unseen masks computed against the
+        previous training vocabulary are dropped.
         """
         vocab = self.vocabularies.to_vocab(
             spec, 'train_vocabulary', training=True)
         head = self.panoptic_head
+        # Sizes the config left None follow the vocabulary; given ones must
+        # agree with it.
+        resize_head(head, self.panoptic_fusion_head, vocab,
+                    self._sized_by_vocab)
+        self.num_things_classes = head.num_things_classes
+        self.num_stuff_classes = head.num_stuff_classes
+        self.num_classes = head.num_classes
         if (vocab.num_things, vocab.num_stuff) != (head.num_things_classes,
                                                    head.num_stuff_classes):
             raise ValueError(
@@ -162,7 +188,12 @@ class FCCLIP(Mask2Former):
                 f'{vocab.num_stuff} stuff classes, but panoptic_head is '
                 f'configured with num_things_classes='
                 f'{head.num_things_classes}, num_stuff_classes='
-                f'{head.num_stuff_classes}.')
+                f'{head.num_stuff_classes}. Set model.panoptic_head.'
+                f'num_things_classes=None, num_stuff_classes=None and '
+                f'loss_cls.class_weight=None (and the same two counts of '
+                f'model.panoptic_fusion_head) to take them from the '
+                f'vocabulary, or set them to {vocab.num_things}, '
+                f'{vocab.num_stuff} and [1.0] * {vocab.num_classes} + [0.1].')
         class_weight = getattr(head, 'class_weight', None)
         if class_weight is not None and \
                 len(class_weight) != vocab.num_classes + 1:
@@ -170,7 +201,9 @@ class FCCLIP(Mask2Former):
                 f'panoptic_head.loss_cls.class_weight has '
                 f'{len(class_weight)} entries; the training vocabulary needs '
                 f'{vocab.num_classes} classes + 1 void = '
-                f'{vocab.num_classes + 1}.')
+                f'{vocab.num_classes + 1}: set model.panoptic_head.loss_cls.'
+                f'class_weight=None to derive [1.0] * {vocab.num_classes} + '
+                f'[0.1] from the vocabulary.')
         self.vocabularies.set_train(vocab)
 
     def set_test_vocabulary(self,
@@ -203,7 +236,12 @@ class FCCLIP(Mask2Former):
     @property
     def dataset_meta(self) -> Optional[dict]:
         """The metainfo last assigned (palette included), else the classes
-        of the test (or training) vocabulary."""
+        of the test (or training) vocabulary.
+
+        Assigning a metainfo dict sets the test vocabulary (a dict without
+        ``classes``/``thing_classes``/``stuff_classes``, e.g. ``{}``, raises
+        ``ValueError``); assigning None resets it to the training
+        vocabulary, like ``set_test_vocabulary(None)``."""
         if self._dataset_meta is not None:
             return self._dataset_meta
         vocab = self.test_vocab or self.train_vocab
@@ -219,9 +257,10 @@ class FCCLIP(Mask2Former):
         # mmdet's init_detector / DetInferencer assign the checkpoint's (or
         # the dataset's) metainfo here: it becomes the test vocabulary, and
         # is kept as given so that what they add (a palette) is not lost.
-        if meta:
-            self.set_test_vocabulary(meta)
-            self._dataset_meta = meta
+        # None resets to the training vocabulary; a dict without classes
+        # (e.g. {}) is an error, never silently the previous vocabulary.
+        self.set_test_vocabulary(meta)
+        self._dataset_meta = meta
 
     def seen_mask(self, vocab: OpenVocabulary) -> Tensor:
         """Classes of ``vocab`` seen in training, shape (K, ), bool."""
@@ -278,7 +317,11 @@ class FCCLIP(Mask2Former):
             rescale=rescale,
             num_things_classes=vocab.num_things,
             num_stuff_classes=vocab.num_stuff)
-        return self.add_pred_to_datasample(batch_data_samples, results)
+        samples = self.add_pred_to_datasample(batch_data_samples, results)
+        # The labels index this batch's vocabulary, which a per-sample text
+        # makes differ from dataset_meta: name them in the predictions
+        # (mmdet's open-set ``label_names``) for visualisers and inferencers.
+        return name_predictions(samples, vocab)
 
     def _ensemble(self, feats: Tuple[Tensor], in_logits: Tensor,
                   mask_pred: Tensor, classifier: TextClassifier,

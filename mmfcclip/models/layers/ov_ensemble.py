@@ -28,12 +28,16 @@ class OpenVocabEnsemble(BaseModule):
       to 0 gives ``-inf * 0 = NaN`` and turns the whole query row NaN
       (see docs/fidelity.md).
     - ``'safe'`` (default) selects the weight per class and works in log
-      space (``log_softmax``), so it never yields NaN or inf; query rows
-      whose CLIP scores are not finite (ResNet pooling of an empty mask)
-      fall back to the in-vocabulary scores. It equals ``'exact'`` wherever
-      ``'exact'`` is finite, up to float rounding; it is the default
-      because one NaN row poisons panoptic and semantic inference of the
-      whole image.
+      space (``log_softmax``), so it never yields NaN or inf, whatever the
+      inputs: query rows whose CLIP scores are not all finite (ResNet
+      pooling of an empty mask) fall back to the in-vocabulary scores; in
+      the in-vocabulary logits ``+inf`` means certainty (the ``+inf``
+      classes share the probability), ``-inf`` and NaN mean probability 0
+      (a row without any finite or ``+inf`` logit is uniform), and log
+      probabilities are floored at :attr:`LOG_FLOOR`. It equals ``'exact'``
+      wherever ``'exact'`` is finite, up to float rounding; it is the
+      default because one NaN row poisons panoptic and semantic inference
+      of the whole image.
 
     Args:
         alpha (float): Out-of-vocab weight for seen classes. Defaults to 0.4.
@@ -44,6 +48,10 @@ class OpenVocabEnsemble(BaseModule):
         mode (str): ``'safe'`` or ``'exact'``. Defaults to ``'safe'``.
         init_cfg (dict, optional): Initialisation config.
     """
+
+    #: Smallest log-probability in ``'safe'`` mode: exp(-1e4) is 0 in any
+    #: float type, and differences of floored values stay finite.
+    LOG_FLOOR = -1e4
 
     def __init__(self,
                  alpha: float = 0.4,
@@ -75,6 +83,31 @@ class OpenVocabEnsemble(BaseModule):
             a = a * valid[..., None].to(like.dtype)
         return a
 
+    @staticmethod
+    def _sanitise(logits: Tensor) -> Tensor:
+        """Finite logits with the meaning of non-finite ones kept.
+
+        Per row: ``+inf`` entries become the row's largest finite value +
+        100 (each then carries all the probability, shared equally), ``-inf``
+        and NaN entries become the smallest finite value - 100 (probability
+        0 up to exp(-100)). A row with no finite entry gets 0 for ``+inf``
+        entries and -100 for the others.
+        """
+        finite = torch.isfinite(logits)
+        if bool(finite.all()):
+            return logits
+        big = torch.finfo(logits.dtype).max
+        top = torch.where(finite, logits, logits.new_tensor(-big)).amax(
+            dim=-1, keepdim=True)
+        low = torch.where(finite, logits, logits.new_tensor(big)).amin(
+            dim=-1, keepdim=True)
+        any_finite = finite.any(dim=-1, keepdim=True)
+        top = torch.where(any_finite, top, torch.zeros_like(top))
+        low = torch.where(any_finite, low, torch.zeros_like(low))
+        return torch.where(
+            finite, logits,
+            torch.where(logits == float('inf'), top + 100.0, low - 100.0))
+
     def forward(self,
                 in_logits: Tensor,
                 out_logits: Tensor,
@@ -92,7 +125,7 @@ class OpenVocabEnsemble(BaseModule):
 
         Returns:
             Tensor: Log-probabilities ``log(P + 1e-8)`` of shape
-            (B, Q, K + 1), void last.
+            (B, Q, K + 1), void last; always finite in ``'safe'`` mode.
         """
         in_logits, out_logits = in_logits.float(), out_logits.float()
         k = in_logits.shape[-1] - 1
@@ -100,6 +133,8 @@ class OpenVocabEnsemble(BaseModule):
             raise ValueError(f'seen must have shape ({k},), got '
                              f'{tuple(seen.shape)}.')
         seen = seen.to(in_logits.device)
+        if self.mode == 'safe':
+            in_logits = self._sanitise(in_logits)
         void = in_logits.softmax(-1)[..., -1:]
         alpha = self._exponent(self.alpha, valid, in_logits)
         beta = self._exponent(self.beta, valid, in_logits)
@@ -111,11 +146,13 @@ class OpenVocabEnsemble(BaseModule):
                  torch.log(p_in**(1 - beta) * p_out**beta) * (1 - seen_f))
         else:
             a = torch.where(seen, alpha, beta)  # (B, Q, K)
-            log_in = in_logits[..., :k].log_softmax(-1)
+            log_in = in_logits[..., :k].log_softmax(-1).clamp(
+                min=self.LOG_FLOOR)
             log_out = out_logits[..., :k].log_softmax(-1)
             usable = torch.isfinite(log_out).all(dim=-1, keepdim=True)
             a = torch.where(usable, a, torch.zeros_like(a))
-            log_out = torch.where(usable, log_out, torch.zeros_like(log_out))
+            log_out = torch.where(usable, log_out.clamp(min=self.LOG_FLOOR),
+                                  torch.zeros_like(log_out))
             g = log_in + a * (log_out - log_in)
         probs = torch.cat([g.softmax(-1) * (1 - void), void], dim=-1)
         return torch.log(probs + 1e-8)

@@ -2,6 +2,7 @@
 import hashlib
 import os
 import os.path as osp
+import sys
 import uuid
 from typing import Optional, Sequence, Tuple
 
@@ -12,10 +13,15 @@ from mmdet.registry import MODELS
 from mmdet.utils import OptMultiConfig
 from mmengine.logging import MMLogger
 from mmengine.model import BaseModule
+from mmengine.utils import ProgressBar
 from torch import Tensor
 
 from ..utils import (VILD_TEMPLATES, LRUCache, OpenVocabulary,
                      TextClassifier, synonym_index)
+
+
+# Cache directories whose write failure was reported (once per process).
+_WRITE_FAILURE_WARNED = set()
 
 
 @MODELS.register_module()
@@ -37,7 +43,15 @@ class OVTextClassifier(BaseModule):
     they are also cached on disk, keyed by the CLIP model, its weights and
     the exact prompt list, so a new process does not pay again (the
     ConvNeXt-L text tower needs ~0.15 s per prompt on a 2-core CPU; ADE-150
-    has 5,642 prompts).
+    has 5,642 prompts). The disk cache is an optimisation only: entries are
+    written atomically under unique temporary names (several processes may
+    share the directory); a write failure (read-only directory, a file in
+    its place, full disk) is reported once per process and directory and
+    inference goes on; unreadable, wrong-shaped or non-finite entries are
+    ignored (with a warning) and rewritten.
+
+    Class names whose prompts exceed the CLIP text context are reported
+    (they are truncated, and may become indistinguishable).
 
     Args:
         embed_dims (int): CLIP joint embedding width D.
@@ -117,12 +131,62 @@ class OVTextClassifier(BaseModule):
             os.makedirs(self.cache_dir, exist_ok=True)
             torch.save(emb.cpu(), tmp)
             os.replace(tmp, path)  # atomic: readers never see half a file
-        except OSError as e:
-            MMLogger.get_current_instance().warning(
-                f'Could not write the text-classifier cache {path} ({e}); '
-                f'going on without it.')
+        except (OSError, RuntimeError) as e:
+            # torch.save reports a full disk as RuntimeError. Once per
+            # directory and process: a read-only cache would otherwise warn
+            # for every new vocabulary.
+            if self.cache_dir not in _WRITE_FAILURE_WARNED:
+                _WRITE_FAILURE_WARNED.add(self.cache_dir)
+                MMLogger.get_current_instance().warning(
+                    f'Could not write the text-classifier cache {path} '
+                    f'({e}); going on without it (further write failures '
+                    f'in {self.cache_dir} are not reported).')
             if osp.isfile(tmp):
                 os.remove(tmp)
+
+    def _warn_truncated(self, vocab: OpenVocabulary, clip) -> None:
+        """Warn about synonyms whose prompts exceed the CLIP text context.
+
+        The tokenizer cuts prompts at ``context_length`` tokens without a
+        word: the end of such a name is lost, and names that agree in the
+        kept tokens get identical embeddings (so the classifier cannot
+        tell them apart). Only open_clip's BPE tokenizer (``encode``) is
+        checked; a synonym short enough in UTF-8 bytes (each token covers
+        at least one byte) is not tokenized at all.
+        """
+        tokenizer = getattr(clip, 'tokenizer', None)
+        encode = getattr(tokenizer, 'encode', None)
+        if encode is None:
+            return
+        budget = int(getattr(tokenizer, 'context_length', 77)) - 2  # SOT/EOT
+        longest = max(len(t.encode('utf-8')) for t in self.templates) - 2
+        kept = {}  # truncated synonym -> the token ids the encoder sees
+        for synonym in dict.fromkeys(s for syns in vocab.synonyms
+                                     for s in syns):
+            if len(synonym.encode('utf-8')) + longest <= budget:
+                continue
+            ids = [encode(t.format(synonym)) for t in self.templates]
+            if any(len(i) > budget for i in ids):
+                kept[synonym] = tuple(tuple(i[:budget]) for i in ids)
+        if not kept:
+            return
+        groups = {}
+        for synonym, ids in kept.items():
+            groups.setdefault(ids, []).append(synonym)
+        same = [' = '.join(repr(s) for s in g) for g in groups.values()
+                if len(g) > 1]
+        shown = ', '.join(repr(s) for s in list(kept)[:5])
+        message = (
+            f'{len(kept)} class name(s)/synonym(s) of the vocabulary do not '
+            f'fit the CLIP text context of {budget + 2} tokens with the '
+            f'prompt templates and are truncated: {shown}'
+            f'{" ..." if len(kept) > 5 else ""}.')
+        if same:
+            message += (' After truncation these are identical and get '
+                        'identical embeddings (the classifier cannot tell '
+                        'them apart): ' + '; '.join(same) + '.')
+        MMLogger.get_current_instance().warning(
+            message + ' Shorten them.')
 
     @torch.no_grad()
     def encode_synonyms(self, vocab: OpenVocabulary,
@@ -148,18 +212,34 @@ class OVTextClassifier(BaseModule):
 
         prompts = vocab.text_prompts(self.templates)
         num_syn = sum(vocab.num_synonyms)
+        self._warn_truncated(vocab, clip)
         disk_key = self._cache_key(clip, prompts) if self.cache_dir else None
         emb = self._load_from_disk(disk_key, num_syn) if disk_key else None
         if emb is None:
+            # Real weights only (random test towers stay quiet): a first
+            # use can take minutes on a CPU (ADE-847: 18,788 prompts), so
+            # say what is encoded and show progress.
+            progress = None
+            if clip.fingerprint is not None:
+                MMLogger.get_current_instance().info(
+                    f'Encoding {len(prompts):,} text prompts ({num_syn:,} '
+                    f'class names/synonyms x {len(self.templates)} '
+                    f'templates) with the CLIP text encoder'
+                    + (f'; cached in {self.cache_dir}' if disk_key else
+                       ' (on-disk cache off)'))
+                progress = ProgressBar(len(prompts), file=sys.stderr)
+            chunks = []
             # fp32 even under AMP (the official code encodes the training
             # vocabulary once inside autocast, i.e. in fp16).
             with torch.autocast(device_type=device.type, enabled=False):
-                chunks = [
-                    F.normalize(
-                        clip.encode_text(prompts[i:i + self.batch_size]).float(),
-                        dim=-1)
-                    for i in range(0, len(prompts), self.batch_size)
-                ]
+                for i in range(0, len(prompts), self.batch_size):
+                    batch = prompts[i:i + self.batch_size]
+                    chunks.append(
+                        F.normalize(clip.encode_text(batch).float(), dim=-1))
+                    if progress is not None:
+                        progress.update(len(batch))
+            if progress is not None:
+                sys.stderr.write('\n')
             self.num_encoded_prompts += len(prompts)
             emb = torch.cat(chunks).reshape(num_syn, len(self.templates), -1)
             emb = F.normalize(emb.mean(dim=1), dim=-1)

@@ -10,6 +10,8 @@ from mmdet.structures.mask import mask2bbox
 from mmengine.structures import InstanceData, PixelData
 from torch import Tensor
 
+from .panoptic_segments import panoptic_inference
+
 
 @MODELS.register_module()
 class FCCLIPFusionHead(MaskFormerFusionHead):
@@ -41,7 +43,9 @@ class FCCLIPFusionHead(MaskFormerFusionHead):
       or the semantic score map after it.
 
     Panoptic output: ``class + instance_id * INSTANCE_OFFSET`` for things,
-    ``class`` for stuff, ``num_classes`` (the vocabulary size) for void.
+    ``class`` for stuff, ``num_classes`` (the vocabulary size) for void; a
+    larger offset for vocabularies of 1,000+ classes, and the segments with
+    their scores, in the metainfo (``instance_offset``, ``segments_info``).
     Semantic output: class indices in ``sem_seg`` (mmdet ``SemSegMetric``)
     and ``data`` (mmseg ``IoUMetric``).
     """
@@ -76,6 +80,16 @@ class FCCLIPFusionHead(MaskFormerFusionHead):
             (self.num_things_classes, self.num_stuff_classes,
              self.num_classes) = saved
 
+    def panoptic_postprocess(self, mask_cls: Tensor,
+                             mask_pred: Tensor) -> PixelData:
+        """mmdet's panoptic inference (same id map below 1,000 classes), plus
+        the segments with their query scores in the metainfo and an
+        instance offset that fits vocabularies of 1,000+ classes (see
+        :mod:`.panoptic_segments`)."""
+        return panoptic_inference(mask_cls, mask_pred,
+                                  self.num_things_classes, self.num_classes,
+                                  self.test_cfg)
+
     def semantic_scores(self, mask_cls: Tensor, mask_pred: Tensor) -> Tensor:
         """Per-class semantic scores (K, h, w), void removed after the
         softmax (official ``FCCLIP.semantic_inference``)."""
@@ -89,7 +103,48 @@ class FCCLIPFusionHead(MaskFormerFusionHead):
         Returns:
             PixelData: Labels (1, h, w) in both ``sem_seg`` and ``data``.
         """
-        return self._semantic_labels(self.semantic_scores(mask_cls, mask_pred))
+        # Chunked over classes (zero-shot memory fix): same labels as
+        # self._semantic_labels(self.semantic_scores(...)).
+        return self._semantic_argmax(mask_cls, mask_pred)
+
+    def _semantic_argmax(self, mask_cls: Tensor, mask_pred: Tensor,
+                         resize=None) -> PixelData:
+        """Labels of :meth:`semantic_scores` (after ``resize`` of the
+        score map, if given) without building the (K, h, w) score map.
+
+        Added for the 847 / 459-class zero-shot benchmarks: at 800 x 1333,
+        ADE-847's full score map alone is 3.4 GiB (and as much again once
+        resized). Classes are scored ``test_cfg['semantic_chunk_size']``
+        (default 128; 0 = all at once) at a time and reduced to a running
+        maximum; each class's scores come from the same einsum and
+        interpolation as before, and ties and NaNs resolve to the first
+        class as ``argmax`` does, so the labels are those of the full map
+        (bitwise-equal scores on CPU/MKL for chunks >= 32, tested; peak
+        memory and time: tools/analysis_tools/semantic_inference_memory.py,
+        docs/zero_shot.md).
+        """
+        probs = F.softmax(mask_cls, dim=-1)[:, :-1]
+        sigmoid = mask_pred.sigmoid()
+        num_classes = probs.shape[1]
+        chunk = self.test_cfg.get('semantic_chunk_size', 128) or num_classes
+        best = labels = None
+        for start in range(0, num_classes, chunk):
+            scores = torch.einsum('qc,qhw->chw',
+                                  probs[:, start:start + chunk], sigmoid)
+            if resize is not None:
+                scores = resize(scores)
+            value, index = scores.max(dim=0)
+            if best is None:
+                best, labels = value, index
+                continue
+            better = (value > best) | (value.isnan() & ~best.isnan())
+            best = torch.where(better, value, best)
+            labels = torch.where(better, index + start, labels)
+        labels = labels[None].to(torch.int64)
+        return PixelData(
+            sem_seg=labels,
+            data=labels,
+            metainfo=dict(ignore_index=self.test_cfg.get('ignore_index', 255)))
 
     def _semantic_labels(self, scores: Tensor) -> PixelData:
         labels = scores.argmax(dim=0)[None].to(torch.int64)
@@ -182,9 +237,11 @@ class FCCLIPFusionHead(MaskFormerFusionHead):
                 # Semantic-only configs: infer at the input resolution and
                 # resize the score map (official FCCLIP.forward,
                 # sem_seg_postprocess_before_inference False).
-                scores = self.semantic_scores(mask_cls, mask_pred)
-                scores = self._crop_resize(scores, (img_h, img_w), out_size)
-                result['sem_results'] = self._semantic_labels(scores)
+                # Chunked over classes (zero-shot memory fix); the same
+                # labels as semantic_scores -> _crop_resize -> argmax.
+                result['sem_results'] = self._semantic_argmax(
+                    mask_cls, mask_pred, lambda scores: self._crop_resize(
+                        scores, (img_h, img_w), out_size))
                 results.append(result)
                 continue
             mask_pred = self._crop_resize(mask_pred, (img_h, img_w),

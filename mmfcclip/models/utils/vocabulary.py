@@ -116,6 +116,32 @@ def load_prompt_names(prompt_names: PromptNames) -> Dict[str, str]:
     return mapping
 
 
+def _check_names(names, what: str) -> None:
+    """Refuse a string where a sequence of class names is expected.
+
+    ``tuple('sky')`` is ``('s', 'k', 'y')``: a lone string would silently
+    become one class per character.
+    """
+    if isinstance(names, str):
+        raise TypeError(
+            f'{what} must be a sequence of class names, got the string '
+            f'{names!r}; write [{names!r}] for a single class.')
+
+
+def _duplicates(thing_classes: Sequence[str],
+                stuff_classes: Sequence[str]) -> List[str]:
+    """Class names given more than once, with where they occur."""
+    where: Dict[str, List[str]] = {}
+    for role, names in (('thing', thing_classes), ('stuff', stuff_classes)):
+        for name in names:
+            where.setdefault(name, []).append(role)
+    return [
+        f'{name!r} (' + ', '.join(f'{roles.count(role)}x {role}'
+                                  for role in dict.fromkeys(roles)) + ')'
+        for name, roles in where.items() if len(roles) > 1
+    ]
+
+
 @dataclass(frozen=True)
 class OpenVocabulary:
     """An ordered vocabulary: thing classes first, then stuff classes.
@@ -134,6 +160,8 @@ class OpenVocabulary:
     prompts: Tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
+        _check_names(self.thing_classes, 'thing_classes')
+        _check_names(self.stuff_classes, 'stuff_classes')
         classes = self.classes
         if not classes:
             raise ValueError('The vocabulary is empty: give at least one '
@@ -144,6 +172,13 @@ class OpenVocabulary:
             raise ValueError('prompts must have one entry per class.')
         for name in classes:
             split_synonyms(name)  # raises on blank names
+        # Labels index the classes; two classes of one name could not be
+        # told apart (and would get identical text embeddings).
+        duplicates = _duplicates(self.thing_classes, self.stuff_classes)
+        if duplicates:
+            raise ValueError(
+                'Class names must be unique, but these occur more than once: '
+                + ', '.join(duplicates) + '.')
         for prompt in self.prompts:
             split_synonyms(prompt)
 
@@ -153,6 +188,8 @@ class OpenVocabulary:
               stuff_classes: Sequence[str] = (),
               prompt_names: PromptNames = None) -> 'OpenVocabulary':
         """Build a vocabulary, resolving synonyms through ``prompt_names``."""
+        _check_names(thing_classes, 'thing_classes')
+        _check_names(stuff_classes, 'stuff_classes')
         mapping = load_prompt_names(prompt_names)
         thing_classes, stuff_classes = tuple(thing_classes), tuple(
             stuff_classes)
@@ -182,6 +219,9 @@ class OpenVocabulary:
         classes = metainfo.get('classes')
         things = metainfo.get('thing_classes')
         stuff = metainfo.get('stuff_classes')
+        for key, names in (('classes', classes), ('thing_classes', things),
+                           ('stuff_classes', stuff)):
+            _check_names(names, f'{source}: {key}')
         if things is None and stuff is None:
             if not classes:
                 raise ValueError(f'{source} has no "classes" (nor '
