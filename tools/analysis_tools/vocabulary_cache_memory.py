@@ -8,8 +8,10 @@ Prints the resident set size (RSS) before and after, and the cache sizes,
 for the configured bounds (``text_classifier.cache_size``,
 ``seen_cache_size``)::
 
-    python tools/analysis_tools/vocabulary_cache_memory.py
-    python tools/analysis_tools/vocabulary_cache_memory.py --cache-size 300
+    python tools/analysis_tools/vocabulary_cache_memory.py --stub-text-encoder
+    python tools/analysis_tools/vocabulary_cache_memory.py --stub-text-encoder \
+        --cache-size 300
+    python tools/analysis_tools/vocabulary_cache_memory.py --vocabularies 30
 """
 import argparse
 import os
@@ -34,6 +36,11 @@ def main() -> None:
     parser.add_argument('--classes', type=int, default=200)
     parser.add_argument('--cache-size', type=int, default=16,
                         help='text_classifier.cache_size and seen_cache_size')
+    parser.add_argument(
+        '--stub-text-encoder',
+        action='store_true',
+        help='random text embeddings instead of the (tiny) text tower: the '
+        'cached entries are the same, minutes become seconds')
     args = parser.parse_args()
 
     import torch
@@ -50,6 +57,10 @@ def main() -> None:
     cfg.text_classifier.cache_size = args.cache_size
     cfg.seen_cache_size = args.cache_size
     model = MODELS.build(cfg).eval()
+    if args.stub_text_encoder:
+        width = model.backbone.embed_dims
+        model.backbone.encode_text = lambda texts: torch.randn(
+            len(texts), width)
     # one warm-up vocabulary: allocator and tokenizer caches
     model.set_test_vocabulary(dict(classes=['warm up']))
     model.seen_mask(model._classifier([])[0])
