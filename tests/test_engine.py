@@ -4,6 +4,7 @@ import math
 import os
 import random
 import signal
+import uuid
 from types import SimpleNamespace
 from typing import List
 
@@ -423,6 +424,18 @@ def test_hook_catches_non_finite_grad_norm_with_finite_loss():
         outputs=_finite_outputs())
 
 
+def test_hook_ignores_a_gradient_norm_of_an_earlier_iteration():
+    # Without clip_grad (or on an accumulation iteration) nothing is logged
+    # this iteration; an old value in the message hub is not this one's.
+    hook = FiniteLossHook()
+    runner = _fake_runner(random.randrange(100), grad_norm=math.inf)
+    hook.before_train_iter(runner, 0)
+    hook.after_train_iter(runner, 0, outputs=_finite_outputs())
+    runner.message_hub.update_scalar('train/grad_norm', math.nan)  # fresh
+    with pytest.raises(RuntimeError, match='grad_norm=nan'):
+        hook.after_train_iter(runner, 0, outputs=_finite_outputs())
+
+
 def test_hook_tolerates_skipped_amp_steps_but_not_bad_weights():
     # With a loss scaler an inf/NaN gradient norm is a skipped step.
     hook = FiniteLossHook()
@@ -494,7 +507,8 @@ def _regression_runner(tmp_path, model, optim_wrapper, max_iters=6,
     return runner_cls(
         model=model,
         work_dir=str(tmp_path),
-        experiment_name=f'finite_grad_{random.randrange(10**9)}',
+        # unique: a shared name would share the MessageHub between tests
+        experiment_name=f'finite_grad_{uuid.uuid4().hex}',
         default_scope='mmdet',
         train_dataloader=dict(
             dataset=_RandomRegression(),

@@ -457,3 +457,18 @@ def test_data_preprocessor_scales_tensors_like_uint8(model):
         pre(dict(inputs=[torch.zeros(3, 0, 5, dtype=torch.uint8)]), False)
     with pytest.raises(TypeError, match='bool'):
         pre(dict(inputs=[img > 128]), False)
+
+
+def test_nan_predictions_stop_before_matching(model):
+    from mmengine.logging import MessageHub
+    MessageHub.get_current_instance().update_info('iter', 41)
+    model.train()
+    inputs, samples = random_panoptic_samples(2)
+    data = model.data_preprocessor(dict(inputs=inputs, data_samples=samples),
+                                   True)
+    with torch.no_grad():  # weights that overflow in the forward pass
+        model.panoptic_head.query_feat.weight[0] = float('nan')
+    # mmdet's assigner would fail in scipy ("matrix contains invalid
+    # numeric entries"), naming neither the cause nor the iteration
+    with pytest.raises(FloatingPointError, match='at iteration 42 are NaN'):
+        model(**data, mode='loss')

@@ -354,6 +354,11 @@ def test_tiny_model_matches_official(name, tmp_path):
     not os.environ.get('FCCLIP_PARITY_DUMPS'),
     reason='set FCCLIP_PARITY_DUMPS to official dump directories')
 def test_dumps_match_official(tmp_path):
+    failures = []
     for directory in os.environ['FCCLIP_PARITY_DUMPS'].split(':'):
         official, mm = run_dump(directory, str(tmp_path))
-        check(compare(official, mm), f'{directory} vs official')
+        try:
+            check(compare(official, mm), f'{directory} vs official')
+        except AssertionError as e:
+            failures.append(str(e))
+    assert not failures, '\n'.join(failures)

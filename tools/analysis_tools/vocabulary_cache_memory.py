@@ -9,8 +9,8 @@ for the configured bounds (``text_classifier.cache_size``,
 ``seen_cache_size``)::
 
     python tools/analysis_tools/vocabulary_cache_memory.py --stub-text-encoder
-    python tools/analysis_tools/vocabulary_cache_memory.py --stub-text-encoder \
-        --cache-size 300
+    python tools/analysis_tools/vocabulary_cache_memory.py \
+        --stub-text-encoder --cache-size 300
     python tools/analysis_tools/vocabulary_cache_memory.py --vocabularies 30
 """
 import argparse

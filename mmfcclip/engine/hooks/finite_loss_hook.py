@@ -188,18 +188,36 @@ class FiniteLossHook(CheckInvalidLossHook):
                 bad.append(f'{name}={self._format(value)}')
         return bad
 
-    @staticmethod
-    def _grad_norm(runner) -> Optional[float]:
-        """The gradient norm logged by the last optimizer step, if any.
+    def before_train_iter(self,
+                          runner,
+                          batch_idx: int,
+                          data_batch: DATA_BATCH = None) -> None:
+        """Remember the gradient-norm history, to tell whether this
+        iteration's optimizer step added to it."""
+        self._grad_history = self._grad_norm_history(runner)
 
-        mmengine writes it only when ``clip_grad`` is configured; the value
-        is that of this iteration (a stale one would have been checked the
-        iteration it was written).
-        """
+    @staticmethod
+    def _grad_norm_history(runner):
+        """The array of logged gradient norms (replaced on every update),
+        or None."""
         scalars = runner.message_hub.log_scalars
         if GRAD_NORM_KEY not in scalars:
             return None
-        return float(scalars[GRAD_NORM_KEY].current())
+        return scalars[GRAD_NORM_KEY].data[0]
+
+    def _grad_norm(self, runner) -> Optional[float]:
+        """The gradient norm logged by this iteration's optimizer step.
+
+        mmengine logs it only when ``clip_grad`` is configured, and not on
+        the iterations of gradient accumulation that make no step; a value
+        from an earlier iteration (or another run sharing the message hub)
+        is not this iteration's and is ignored.
+        """
+        history = self._grad_norm_history(runner)
+        if history is None or history is getattr(self, '_grad_history',
+                                                 None) or not len(history):
+            return None
+        return float(history[-1])
 
     @staticmethod
     def _has_loss_scaler(optim_wrapper) -> bool:

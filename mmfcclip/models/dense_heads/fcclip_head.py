@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from mmdet.models.dense_heads import Mask2FormerHead
 from mmdet.registry import MODELS
 from mmdet.structures import SampleList
+from mmengine.logging import MessageHub
 from torch import Tensor
 
 from ..utils import TextClassifier, get_classification_logits, mask_pool
@@ -143,10 +144,46 @@ class FCCLIPHead(Mask2FormerHead):
         ]
         all_cls_scores, all_mask_preds = self(x, batch_data_samples,
                                               classifier)
+        self._refuse_nan(all_cls_scores, all_mask_preds)
         batch_gt_instances = self.preprocess_gt(batch_gt_instances,
                                                 batch_gt_semantic_segs)
         return self.loss_by_feat(all_cls_scores, all_mask_preds,
                                  batch_gt_instances, batch_img_metas)
+
+    @staticmethod
+    def _refuse_nan(all_cls_scores: List[Tensor],
+                    all_mask_preds: List[Tensor]) -> None:
+        """Stop, saying why, when the predictions to be matched hold NaN.
+
+        mmdet's Hungarian assigner would fail on them inside scipy
+        ("matrix contains invalid numeric entries"), naming neither the
+        cause nor the iteration. NaN predictions mean the weights (finite,
+        or :class:`FiniteLossHook` would have stopped the previous
+        iteration) overflow in the forward pass. Infinite values are let
+        through: under AMP the loss scaler skips such steps.
+
+        Raises:
+            FloatingPointError: If any class or mask prediction is NaN.
+        """
+        # max/min propagate NaN: two scalars per output instead of a
+        # full-size mask of the (large) mask logits.
+        extremes = torch.stack([
+            v for t in (*all_cls_scores, *all_mask_preds)
+            for v in (t.detach().amax().float(), t.detach().amin().float())
+        ])
+        if not bool(torch.isnan(extremes).any()):
+            return
+        num = len(all_cls_scores)
+        bad = sorted({i % num for i, v in enumerate(
+            extremes.view(-1, 2).isnan().any(-1).tolist()) if v})
+        it = MessageHub.get_current_instance().get_info('iter')
+        where = f'at iteration {it + 1}' if it is not None else 'now'
+        raise FloatingPointError(
+            f'The decoder predictions {where} are NaN (decoder outputs '
+            f'{bad} of 0..{num - 1}) before any loss is computed: the '
+            'weights overflow in the forward pass. Lower the learning rate '
+            'or tighten gradient clipping, and resume from the last '
+            'checkpoint (last_checkpoint in the work_dir).')
 
     def predict(self, x: Tuple[Tensor], batch_data_samples: SampleList,
                 classifier: TextClassifier) -> Tuple[Tensor, Tensor]:
