@@ -27,3 +27,15 @@ def _seed_everything():
     random.seed(0)
     np.random.seed(0)
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_grad_mode():
+    """A test (or a tool's ``main`` run in-process) that switches autograd
+    off globally breaks every later training test far from the cause:
+    fail the test that leaked it instead, and restore the mode."""
+    yield
+    if not torch.is_grad_enabled():
+        torch.set_grad_enabled(True)
+        pytest.fail('the test left autograd disabled globally '
+                    '(torch.set_grad_enabled(False) outside a context)')

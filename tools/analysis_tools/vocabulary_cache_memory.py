@@ -31,6 +31,14 @@ def rss_mb() -> float:
 
 
 def main() -> None:
+    """Runs the tool without autograd; the global grad mode is left as
+    it was, so callers (tests, notebooks) can still train after."""
+    import torch
+    with torch.no_grad():
+        return _main()
+
+
+def _main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--vocabularies', type=int, default=300)
     parser.add_argument('--classes', type=int, default=200)
@@ -52,7 +60,6 @@ def main() -> None:
     from _tiny import tiny_model_cfg
 
     init_default_scope('mmdet')
-    torch.set_grad_enabled(False)
     cfg = tiny_model_cfg()
     cfg.text_classifier.cache_size = args.cache_size
     cfg.seen_cache_size = args.cache_size

@@ -62,6 +62,14 @@ def _time(fn: Callable[[], object]) -> float:
 
 
 def main(argv=None) -> int:
+    """Runs the tool without autograd; the global grad mode is left as
+    it was, so callers (tests, notebooks) can still train after."""
+    import torch
+    with torch.no_grad():
+        return _main(argv)
+
+
+def _main(argv=None) -> int:
     args = parse_args(argv)
     import onnxruntime as ort
     import torch
@@ -79,7 +87,6 @@ def main(argv=None) -> int:
 
     threads = args.threads or torch.get_num_threads()
     torch.set_num_threads(threads)
-    torch.set_grad_enabled(False)
     torch.manual_seed(0)
     checkpoint = None if args.checkpoint.lower() == 'none' else \
         args.checkpoint

@@ -107,6 +107,14 @@ def _cfg_options(items: Optional[List[str]]) -> Optional[dict]:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """Runs the tool without autograd; the global grad mode is left as
+    it was, so callers (tests, notebooks) can still train after."""
+    import torch
+    with torch.no_grad():
+        return _main(argv)
+
+
+def _main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     import torch
 
@@ -144,7 +152,6 @@ def main(argv: Optional[List[str]] = None) -> int:
         # loader or does not fit the config; a bad vocabulary
         print(f'error: {e}', file=sys.stderr)
         return 2
-    torch.set_grad_enabled(False)
     wrapper = FCCLIPExportWrapper(model, vocab,
                                   upsample_masks=args.upsample_masks).eval()
     out_dir = osp.dirname(osp.abspath(args.out))
