@@ -60,7 +60,9 @@ step tooling $PIP install -c "$CONSTRAINTS" 'pip<25.3' 'setuptools>=64,<80' whee
 step torch $PIP install -c "$CONSTRAINTS" $TORCH_SPEC
 echo "[env] mmcv 2.1.0 (built from source against torch if no wheel is cached: 25-40 min on 2 cores) ..."
 MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-2} step mmcv $PIP install -c "$CONSTRAINTS" --no-build-isolation 'mmcv==2.1.0'
-step runtime $PIP install -c "$CONSTRAINTS" -r requirements/runtime.txt -r requirements/tests.txt
+# web.txt: the web page (demo/web_demo.py, Gradio) and its browser test
+# (selenium; Chromium itself is a system package, see docs/inference.md).
+step runtime $PIP install -c "$CONSTRAINTS" -r requirements/runtime.txt -r requirements/tests.txt -r requirements/web.txt
 step mmfcclip $PIP install -c "$CONSTRAINTS" --no-build-isolation --no-deps -e .
 step check "$VENV/bin/python" -c "import mmcv.ops, mmdet.models, mmseg.models, open_clip, mmfcclip; print('mmfcclip', mmfcclip.__version__)"
 inputs_hash > "$STAMP"
