@@ -275,3 +275,34 @@ def test_truncated_prompts_are_reported(real_clip, warnings_logged):
     warnings_logged.clear()
     tc(OpenVocabulary.build(['cat'], ['sky']), real_clip)
     assert not [m for m in warnings_logged if 'truncated' in m]
+
+
+def test_new_vocabulary_encodes_only_new_synonyms(convnext, monkeypatch):
+    """Switching vocabularies encodes only synonyms never met with these
+    CLIP weights (each distinct one once); the rows equal a cold
+    encoding's; the per-synonym cache is bounded."""
+    encoded = []
+    encode = convnext.encode_text
+    monkeypatch.setattr(convnext, 'encode_text',
+                        lambda texts: encoded.extend(texts) or encode(texts))
+    tc = OVTextClassifier(embed_dims=32, synonym_cache_size=6)
+    coco = OpenVocabulary.build(['person,man', 'car'], ['sky'])
+    tc(coco, convnext)
+    assert len(encoded) == 4 * 14
+    encoded.clear()
+    # two known synonyms, two new ones, 'lawn' twice
+    ade = OpenVocabulary.build(['car', 'tree,lawn'], ['sky', 'grass,lawn'])
+    rows = tc(ade, convnext).weight
+    assert sorted(set(encoded)) == sorted(
+        {t.format(s) for s in ('tree', 'lawn', 'grass')
+         for t in tc.templates})
+    assert len(encoded) == 3 * 14
+    cold = OVTextClassifier(embed_dims=32)
+    cold.void_embedding.load_state_dict(tc.void_embedding.state_dict())
+    torch.testing.assert_close(cold(ade, convnext).weight, rows,
+                               rtol=1e-5, atol=1e-6)
+    assert len(tc._synonym_cache) <= 6
+    # a vocabulary larger than the per-synonym cache is still complete
+    many = OpenVocabulary.build([f'thing {i}' for i in range(9)], [])
+    assert tc(many, convnext).weight.shape == (10, 32)
+    assert len(tc._synonym_cache) <= 6

@@ -472,3 +472,47 @@ def test_nan_predictions_stop_before_matching(model):
     # numeric entries"), naming neither the cause nor the iteration
     with pytest.raises(FloatingPointError, match='at iteration 42 are NaN'):
         model(**data, mode='loss')
+
+
+def test_reduced_precision_inference(model, monkeypatch):
+    """test_cfg.precision: the backbone and the transformer decoder run
+    under autocast, the pixel decoder and the post-processing in fp32;
+    predictions stay close to fp32's; a bad value is named."""
+    seen = {}
+
+    def record(name):
+        def hook(module, args, output):
+            seen[name] = (torch.is_autocast_enabled('cpu'),
+                          torch.get_autocast_dtype('cpu'),
+                          args[0][0].dtype if name == 'pixel_decoder'
+                          else None)
+        return hook
+
+    model.backbone.register_forward_hook(record('backbone'))
+    model.panoptic_head.pixel_decoder.register_forward_hook(
+        record('pixel_decoder'))
+    reference = run_predict(model)
+    assert seen['backbone'][0] is False
+    monkeypatch.setattr(torch.cpu, '_is_avx512_bf16_supported',
+                        lambda: False)
+    monkeypatch.setattr(torch.cpu, '_is_amx_tile_supported', lambda: False)
+    warnings = []
+    monkeypatch.setattr(
+        'mmfcclip.models.detectors.fcclip.print_log',
+        lambda msg, **kwargs: warnings.append(msg))
+    model.test_cfg['precision'] = 'bf16'
+    reduced = run_predict(model)
+    run_predict(model)
+    assert seen['backbone'][:2] == (True, torch.bfloat16)
+    # the pixel decoder's own guard: fp32 inputs
+    assert seen['pixel_decoder'][2] == torch.float32
+    assert len(warnings) == 1 and 'AVX512-BF16' in warnings[0]
+    for ref, red in zip(reference, reduced):
+        assert red.pred_sem_seg.sem_seg.dtype == torch.int64
+        assert red.pred_instances.scores.dtype == torch.float32
+        agree = (red.pred_sem_seg.sem_seg ==
+                 ref.pred_sem_seg.sem_seg).float().mean().item()
+        assert agree > 0.8, agree
+    model.test_cfg['precision'] = 'int8'
+    with pytest.raises(ValueError, match="precision='int8' is not one of"):
+        run_predict(model)

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from mmdet.structures import DetDataSample
 from mmdet.structures.mask import BitmapMasks
 from mmengine.config import Config
@@ -445,24 +446,70 @@ def test_palette_any_size():
     assert len(resolve_palette(['c'] * 200, dict(palette='coco'))) == 200
 
 
-def test_panoptic_inference_matches_mmdet():
+def _segments_by_query_loop(mask_cls, mask_pred, num_things, k, cfg):
+    """Reference: mmdet's per-query loop (panoptic_postprocess), recording
+    each painted segment's area and best query score."""
+    scores, labels = F.softmax(mask_cls, dim=-1).max(-1)
+    masks = mask_pred.sigmoid()
+    keep = labels.ne(k) & (scores > cfg['object_mask_thr'])
+    scores, labels, masks = scores[keep], labels[keep], masks[keep]
+    ids = (scores.view(-1, 1, 1) * masks).argmax(0)
+    pan = torch.full(ids.shape, k, dtype=torch.int32)
+    segments, instance_id = {}, 1
+    for q in range(len(labels)):
+        label = int(labels[q])
+        mask = ids == q
+        area, original = int(mask.sum()), int((masks[q] >= 0.5).sum())
+        if cfg['filter_low_score']:
+            mask = mask & (masks[q] >= 0.5)
+        if area == 0 or original == 0 or area / original < cfg['iou_thr']:
+            continue
+        seg_id = label
+        if label < num_things:
+            seg_id = label + instance_id * 1000
+            instance_id += 1
+        pan[mask] = seg_id
+        if int(mask.sum()) == 0:
+            continue
+        info = segments.setdefault(
+            seg_id, dict(id=seg_id, label=label, isthing=label < num_things,
+                         score=float(scores[q]), area=0))
+        info['score'] = max(info['score'], float(scores[q]))
+        info['area'] += int(mask.sum())
+    return pan, list(segments.values())
+
+
+@pytest.mark.parametrize('filter_low_score', [True, False])
+@pytest.mark.parametrize('object_mask_thr,iou_thr', [(0.0, 0.8), (0.3, 0.5)])
+def test_panoptic_inference_matches_mmdet(filter_low_score, object_mask_thr,
+                                          iou_thr):
+    """The vectorised segment bookkeeping gives mmdet's id map and the
+    segments of its per-query loop, on random logits (stuff merged over
+    queries, thing instances, segments dropped by the overlap test)."""
     from mmdet.models.seg_heads import MaskFormerFusionHead
     g = torch.Generator().manual_seed(0)
-    for num_things, num_stuff in ((3, 2), (10, 7)):
+    cfg = dict(object_mask_thr=object_mask_thr, iou_thr=iou_thr,
+               filter_low_score=filter_low_score)
+    dropped = 0
+    for num_things, num_stuff, queries in ((3, 2, 12), (10, 7, 40),
+                                           (1, 1, 30), (5, 0, 20)):
         k = num_things + num_stuff
-        head = MaskFormerFusionHead(num_things, num_stuff, test_cfg=dict(
-            object_mask_thr=0.0, iou_thr=0.8, filter_low_score=True))
-        mask_cls = torch.randn(12, k + 1, generator=g) * 3
-        mask_pred = torch.randn(12, 24, 32, generator=g) * 4
-        ours = panoptic_inference(mask_cls, mask_pred, num_things, k,
-                                  head.test_cfg)
+        head = MaskFormerFusionHead(num_things, num_stuff, test_cfg=cfg)
+        mask_cls = torch.randn(queries, k + 1, generator=g) * 3
+        mask_pred = torch.randn(queries, 24, 32, generator=g) * 4
+        ours = panoptic_inference(mask_cls, mask_pred, num_things, k, cfg)
         theirs = head.panoptic_postprocess(mask_cls, mask_pred)
         assert torch.equal(ours.sem_seg, theirs.sem_seg)
-        pan = ours.sem_seg[0]
-        segments = ours.metainfo['segments_info']
+        pan, segments = _segments_by_query_loop(mask_cls, mask_pred,
+                                                num_things, k, cfg)
+        assert torch.equal(ours.sem_seg[0], pan)
+        assert ours.metainfo['segments_info'] == segments
         assert {s['id'] for s in segments} == set(
             pan.unique().tolist()) - {k}
         assert sum(s['area'] for s in segments) == int((pan != k).sum())
+        dropped += len(segments) < int((F.softmax(mask_cls, -1).argmax(-1)
+                                        < k).sum())
+    assert dropped  # the overlap test removed segments in some case
     # 1,500 classes: ids stay unique, void stays void
     assert instance_offset_for(999) == 1000
     assert instance_offset_for(1000) == 10000

@@ -93,7 +93,7 @@ def test_coco_config_follows_the_reference_recipe(coco_cfg):
     # trained on the official COCO synonyms, as FC-CLIP was
     assert model.train_vocabulary == 'CocoPanopticDataset'
     assert model.prompt_names == 'official:coco_panoptic'
-    assert model.text_classifier.batch_size == 128
+    assert model.text_classifier.batch_size == 1024
 
 
 def test_param_groups_decay_and_frozen_clip(coco_cfg):

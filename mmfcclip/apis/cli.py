@@ -20,8 +20,8 @@ def _preset_choices() -> Sequence[str]:
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
-    """``model``, ``--weights``, ``--device``, ``--cfg-options``, text
-    cache flags."""
+    """``model``, ``--weights``, ``--device``, ``--precision``,
+    ``--cfg-options``, text cache flags."""
     from mmengine.config import DictAction
     parser.add_argument('model', help='config file, e.g. '
                         'configs/fcclip_convnext_l_coco.py')
@@ -34,6 +34,14 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
         default=None,
         help='cpu, cuda or cuda:N (default: cuda:0 when a GPU is visible, '
         'else cpu)')
+    parser.add_argument(
+        '--precision',
+        default=None,
+        choices=('fp32', 'bf16', 'fp16'),
+        help='inference precision (model.test_cfg.precision): fp32 (the '
+        'default, faithful) or bf16/fp16 autocast of the CLIP backbone and '
+        'the transformer decoder; faster on GPUs and on CPUs with '
+        'AVX512-BF16/AMX, slower elsewhere (docs/benchmarks.md)')
     parser.add_argument(
         '--text-cache-dir',
         default=None,
@@ -152,6 +160,8 @@ def build_inferencer(args: argparse.Namespace, show_progress: bool = True):
     cfg = Config.fromfile(args.model)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
+    if getattr(args, 'precision', None):
+        cfg.model.test_cfg.precision = args.precision
     text_cache = (False if args.no_text_cache else args.text_cache_dir
                   or True)
     inferencer = FCCLIPInferencer(

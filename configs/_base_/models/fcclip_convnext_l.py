@@ -31,7 +31,7 @@ model = dict(
     # '<id>:<name>,<synonym>...' format, or None (plain class names).
     prompt_names='official:coco_panoptic',
     text_classifier=dict(
-        type='OVTextClassifier', batch_size=128, cache_dir=None,
+        type='OVTextClassifier', batch_size=1024, cache_dir=None,
         cache_size=16),
     ensemble=dict(
         type='OpenVocabEnsemble',

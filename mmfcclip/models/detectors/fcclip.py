@@ -1,12 +1,15 @@
+import contextlib
 import copy
-from typing import Dict, List, Optional, Tuple
+from typing import ContextManager, Dict, List, Optional, Tuple
 
+import torch
 import torch.nn.functional as F
 from mmdet.models.detectors import Mask2Former
 from mmdet.models.detectors.single_stage import SingleStageDetector
 from mmdet.registry import MODELS
 from mmdet.structures import SampleList
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
+from mmengine.logging import print_log
 from torch import Tensor
 
 from ..utils import (OpenVocabulary, TextClassifier, VocabularyResolver,
@@ -15,6 +18,9 @@ from ..utils.label_names import name_predictions
 from ..utils.head_sizes import fill_head_sizes, resize_head
 from ..utils.vocabulary import PromptNames
 from ..utils.vocabulary_resolver import VocabSpec
+
+# test_cfg.precision -> autocast dtype (None: fp32, no autocast)
+PRECISIONS = dict(fp32=None, bf16=torch.bfloat16, fp16=torch.float16)
 
 
 @MODELS.register_module()
@@ -70,7 +76,14 @@ class FCCLIP(Mask2Former):
         seen_cache_size (int): Vocabularies whose seen/unseen masks are
             kept. Defaults to 16.
         train_cfg, test_cfg, data_preprocessor, init_cfg: As in
-            :class:`mmdet.models.detectors.Mask2Former`.
+            :class:`mmdet.models.detectors.Mask2Former`. ``test_cfg``
+            also takes ``precision``: ``'fp32'`` (default, faithful),
+            ``'bf16'`` or ``'fp16'``: :meth:`predict` runs the CLIP
+            backbone and the transformer decoder under autocast of that
+            dtype (the pixel decoder stays fp32, as in training; the
+            ensemble and post-processing run in fp32). Faster only where
+            the hardware computes in that dtype (CPUs with AVX512-BF16 or
+            AMX, GPUs); agreement with fp32 in docs/benchmarks.md.
     """
 
     def __init__(self,
@@ -144,6 +157,7 @@ class FCCLIP(Mask2Former):
         self.test_cfg = test_cfg
 
         self._dataset_meta: Optional[dict] = None
+        self._warned_slow_precision = False
         if train_vocabulary is not None:
             self.set_train_vocabulary(train_vocabulary)
 
@@ -300,9 +314,13 @@ class FCCLIP(Mask2Former):
             ``test_cfg``.
         """
         vocab, classifier = self._classifier(batch_data_samples)
-        feats = self.extract_feat(batch_inputs)
-        mask_cls, mask_pred = self.panoptic_head.predict(
-            feats, batch_data_samples, classifier)
+        with self._inference_autocast(batch_inputs.device):
+            feats = self.extract_feat(batch_inputs)
+            mask_cls, mask_pred = self.panoptic_head.predict(
+                feats, batch_data_samples, classifier)
+        # the ensemble and the post-processing in fp32 whatever the
+        # precision (no-ops in fp32)
+        mask_cls, mask_pred = mask_cls.float(), mask_pred.float()
         if self.ensemble.enabled:
             mask_cls = self._ensemble(feats, mask_cls, mask_pred, classifier,
                                       vocab)
@@ -323,6 +341,28 @@ class FCCLIP(Mask2Former):
         # (mmdet's open-set ``label_names``) for visualisers and inferencers.
         return name_predictions(samples, vocab)
 
+    def _inference_autocast(self, device: torch.device) -> ContextManager:
+        """Autocast for ``test_cfg.precision`` (see the class docstring)."""
+        precision = (self.test_cfg or {}).get('precision', 'fp32')
+        if precision not in PRECISIONS:
+            raise ValueError(
+                f'test_cfg.precision={precision!r} is not one of '
+                f'{sorted(PRECISIONS)}.')
+        dtype = PRECISIONS[precision]
+        if dtype is None:
+            return contextlib.nullcontext()
+        if device.type == 'cpu' and not self._warned_slow_precision and not (
+                torch.cpu._is_avx512_bf16_supported()
+                or torch.cpu._is_amx_tile_supported()):
+            # emulated bf16/fp16 is several times slower than fp32 there
+            self._warned_slow_precision = True
+            print_log(
+                f'test_cfg.precision={precision!r} on a CPU without '
+                f'AVX512-BF16 or AMX: reduced precision is emulated and '
+                f'slower than fp32 here; use precision=\'fp32\'.',
+                logger='current', level=30)
+        return torch.autocast(device.type, dtype=dtype)
+
     def _ensemble(self, feats: Tuple[Tensor], in_logits: Tensor,
                   mask_pred: Tensor, classifier: TextClassifier,
                   vocab: OpenVocabulary) -> Tensor:
@@ -332,7 +372,7 @@ class FCCLIP(Mask2Former):
         Reuses the backbone features of this forward pass: FC-CLIP's single
         CLIP pass serves both branches.
         """
-        dense = self.backbone.dense_features(feats[-1])
+        dense = self.backbone.dense_features(feats[-1].float())
         masks = F.interpolate(
             mask_pred, size=dense.shape[-2:], mode='bilinear',
             align_corners=False)

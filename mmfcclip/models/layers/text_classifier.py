@@ -50,6 +50,13 @@ class OVTextClassifier(BaseModule):
     inference goes on; unreadable, wrong-shaped or non-finite entries are
     ignored (with a warning) and rewritten.
 
+    A new vocabulary encodes only the synonyms not met before: the
+    embedding of each synonym (averaged over the templates) is also kept,
+    per CLIP weights, in a bounded per-synonym cache, so switching from
+    COCO to ADE-150 encodes only ADE's new names. Each distinct prompt is
+    encoded once, up to its end-of-text token
+    (:func:`~mmfcclip.models.utils.encode_text_trimmed`).
+
     Class names whose prompts exceed the CLIP text context are reported
     (they are truncated, and may become indistinguishable).
 
@@ -57,21 +64,27 @@ class OVTextClassifier(BaseModule):
         embed_dims (int): CLIP joint embedding width D.
         templates (Sequence[str]): Prompt templates. Defaults to the 14 ViLD
             templates.
-        batch_size (int): Prompts per text-encoder call. Defaults to 128.
+        batch_size (int): Prompts per text-encoder call (the progress bar
+            advances per call; larger calls let the trimmed encoder batch
+            more prompts of equal length). Defaults to 1024.
         cache_dir (str, optional): Directory of the on-disk cache. Defaults
             to None (memory only). Random CLIP weights are never cached on
             disk.
         cache_size (int): Vocabularies kept in the in-memory cache (least
             recently used dropped first). Defaults to 16.
+        synonym_cache_size (int): Synonyms whose embeddings are kept in
+            memory (D floats each: 3 KiB for ConvNeXt-L's 768). Defaults to
+            20,000 (ADE-847 has about 1,300 synonyms, LVIS about 1,900).
         init_cfg (dict, optional): Initialisation config.
     """
 
     def __init__(self,
                  embed_dims: int,
                  templates: Sequence[str] = VILD_TEMPLATES,
-                 batch_size: int = 128,
+                 batch_size: int = 1024,
                  cache_dir: Optional[str] = None,
                  cache_size: int = 16,
+                 synonym_cache_size: int = 20000,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if batch_size < 1:
@@ -85,6 +98,7 @@ class OVTextClassifier(BaseModule):
         self.void_embedding = nn.Embedding(1, embed_dims)
         # Not buffers: text embeddings stay out of checkpoints.
         self._memory_cache = LRUCache(cache_size)
+        self._synonym_cache = LRUCache(synonym_cache_size)
         self.num_encoded_prompts = 0  # for tests and logs
 
     def _cache_key(self, clip, prompts: Sequence[str]) -> Optional[str]:
@@ -216,38 +230,66 @@ class OVTextClassifier(BaseModule):
         disk_key = self._cache_key(clip, prompts) if self.cache_dir else None
         emb = self._load_from_disk(disk_key, num_syn) if disk_key else None
         if emb is None:
-            # Real weights only (random test towers stay quiet): a first
-            # use can take minutes on a CPU (ADE-847: 18,788 prompts), so
-            # say what is encoded and show progress.
-            progress = None
-            if clip.fingerprint is not None:
-                MMLogger.get_current_instance().info(
-                    f'Encoding {len(prompts):,} text prompts ({num_syn:,} '
-                    f'class names/synonyms x {len(self.templates)} '
-                    f'templates) with the CLIP text encoder'
-                    + (f'; cached in {self.cache_dir}' if disk_key else
-                       ' (on-disk cache off)'))
-                progress = ProgressBar(len(prompts), file=sys.stderr)
-            chunks = []
-            # fp32 even under AMP (the official code encodes the training
-            # vocabulary once inside autocast, i.e. in fp16).
-            with torch.autocast(device_type=device.type, enabled=False):
-                for i in range(0, len(prompts), self.batch_size):
-                    batch = prompts[i:i + self.batch_size]
-                    chunks.append(
-                        F.normalize(clip.encode_text(batch).float(), dim=-1))
-                    if progress is not None:
-                        progress.update(len(batch))
-            if progress is not None:
-                sys.stderr.write('\n')
-            self.num_encoded_prompts += len(prompts)
-            emb = torch.cat(chunks).reshape(num_syn, len(self.templates), -1)
-            emb = F.normalize(emb.mean(dim=1), dim=-1)
+            emb = self._encode_by_synonym(vocab, clip, device, disk_key)
             if disk_key:
                 self._save_to_disk(disk_key, emb)
         entry = (emb.to(device), synonym_index(vocab.num_synonyms, device))
         self._memory_cache.put(mem_key, entry)
         return entry
+
+    def _encode_by_synonym(self, vocab: OpenVocabulary, clip,
+                           device: torch.device,
+                           disk_key: Optional[str]) -> Tensor:
+        """(S, D) synonym embeddings, encoding only the synonyms missing
+        from the per-synonym cache."""
+        weights_key = clip.fingerprint or id(clip)
+        synonyms = [s for syns in vocab.synonyms for s in syns]
+        missing = [s for s in dict.fromkeys(synonyms)
+                   if self._synonym_cache.get((weights_key, s)) is None]
+        if missing:
+            new = self._encode(missing, clip, device, disk_key)
+            for synonym, row in zip(missing, new):
+                self._synonym_cache.put((weights_key, synonym), row)
+        rows = [self._synonym_cache.get((weights_key, s)) for s in synonyms]
+        if any(row is None for row in rows):
+            # the vocabulary has more synonyms than the cache holds
+            return self._encode(synonyms, clip, device, disk_key)
+        return torch.stack([row.to(device) for row in rows])
+
+    def _encode(self, synonyms: Sequence[str], clip, device: torch.device,
+                disk_key: Optional[str]) -> Tensor:
+        """Encode ``synonyms`` with every template: (N, D), normalised
+        prompt embeddings averaged over templates and normalised again
+        (official ``FCCLIP.get_text_classifier``)."""
+        prompts = [t.format(s) for s in synonyms for t in self.templates]
+        # Real weights only (random test towers stay quiet): a first use can
+        # take minutes on a CPU (ADE-847: 18,788 prompts), so say what is
+        # encoded and show progress.
+        progress = None
+        if clip.fingerprint is not None:
+            MMLogger.get_current_instance().info(
+                f'Encoding {len(prompts):,} text prompts ({len(synonyms):,} '
+                f'class names/synonyms x {len(self.templates)} templates) '
+                f'with the CLIP text encoder'
+                + (f'; cached in {self.cache_dir}' if disk_key else
+                   ' (on-disk cache off)'))
+            progress = ProgressBar(len(prompts), file=sys.stderr)
+        chunks = []
+        # fp32 even under AMP (the official code encodes the training
+        # vocabulary once inside autocast, i.e. in fp16).
+        with torch.autocast(device_type=device.type, enabled=False):
+            for i in range(0, len(prompts), self.batch_size):
+                batch = prompts[i:i + self.batch_size]
+                chunks.append(
+                    F.normalize(clip.encode_text(batch).float(), dim=-1))
+                if progress is not None:
+                    progress.update(len(batch))
+        if progress is not None:
+            sys.stderr.write('\n')
+        self.num_encoded_prompts += len(prompts)
+        emb = torch.cat(chunks).reshape(len(synonyms), len(self.templates),
+                                        -1)
+        return F.normalize(emb.mean(dim=1), dim=-1)
 
     def forward(self, vocab: OpenVocabulary, clip) -> TextClassifier:
         """Classifier rows (synonyms then void) for ``vocab``.

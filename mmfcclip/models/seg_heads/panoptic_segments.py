@@ -19,13 +19,15 @@ classes, which ``tests/test_inference.py`` checks), with an instance offset
 that grows with the vocabulary (:func:`instance_offset_for`) and the
 segments listed in the result's metainfo.
 """
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import torch
 import torch.nn.functional as F
 from mmdet.evaluation.functional import INSTANCE_OFFSET
 from mmengine.structures import PixelData
 from torch import Tensor
+
+from ..utils import chunked_argmax
 
 __all__ = ['instance_offset_for', 'panoptic_inference']
 
@@ -50,10 +52,21 @@ def instance_offset_for(num_classes: int) -> int:
     return offset
 
 
+def _count_at_least(masks: Tensor, threshold: float,
+                    chunk: int = 32) -> Tensor:
+    """Pixels >= ``threshold`` per mask (N, H, W) -> (N, ), counted a few
+    masks at a time so the boolean temporary stays small."""
+    return torch.cat([(masks[i:i + chunk] >= threshold).flatten(1).sum(1)
+                      for i in range(0, masks.shape[0], chunk)])
+
+
 @torch.no_grad()
-def panoptic_inference(mask_cls: Tensor, mask_pred: Tensor,
-                       num_things_classes: int, num_classes: int,
-                       test_cfg: dict) -> PixelData:
+def panoptic_inference(mask_cls: Tensor,
+                       mask_pred: Tensor,
+                       num_things_classes: int,
+                       num_classes: int,
+                       test_cfg: dict,
+                       mask_prob: Optional[Tensor] = None) -> PixelData:
     """mmdet's panoptic post-processing of one image, with segment info.
 
     Args:
@@ -64,6 +77,8 @@ def panoptic_inference(mask_cls: Tensor, mask_pred: Tensor,
         num_classes (int): K, the vocabulary size; label K is void.
         test_cfg (dict): ``object_mask_thr`` (0.8), ``iou_thr`` (0.8) and
             ``filter_low_score`` (False), mmdet's keys and defaults.
+        mask_prob (Tensor, optional): ``mask_pred.sigmoid()`` when the
+            caller has it already (shared by the tasks of one image).
 
     Returns:
         PixelData: ``sem_seg`` (1, H, W) int32 with ``label`` for stuff,
@@ -81,12 +96,13 @@ def panoptic_inference(mask_cls: Tensor, mask_pred: Tensor,
     offset = instance_offset_for(num_classes)
 
     scores, labels = F.softmax(mask_cls, dim=-1).max(-1)
-    mask_pred = mask_pred.sigmoid()
+    if mask_prob is None:
+        mask_prob = mask_pred.sigmoid()
     keep = labels.ne(num_classes) & (scores > object_mask_thr)
     cur_scores = scores[keep]
     cur_classes = labels[keep]
-    cur_masks = mask_pred[keep]
-    cur_prob_masks = cur_scores.view(-1, 1, 1) * cur_masks
+    # FC-CLIP keeps every non-void query: skip the (Q, H, W) copy then
+    cur_masks = mask_prob if bool(keep.all()) else mask_prob[keep]
 
     h, w = cur_masks.shape[-2:]
     panoptic_seg = torch.full((h, w),
@@ -94,41 +110,72 @@ def panoptic_inference(mask_cls: Tensor, mask_pred: Tensor,
                               dtype=torch.int32,
                               device=cur_masks.device)
     segments: Dict[int, dict] = {}
-    if cur_masks.shape[0] > 0:
-        cur_mask_ids = cur_prob_masks.argmax(0)
+    n = cur_classes.shape[0]
+    if n > 0:
+        # mmdet's loop compares the whole (H, W) map with every kept query
+        # (250 of them with FC-CLIP's object_mask_thr=0): four full-size
+        # passes per query. Its per-query quantities are counts over the
+        # argmax map, so one pass each gives them all (bincount), and the
+        # loop below runs on scalars. The queries' regions are disjoint
+        # (one argmax), so painting them at once equals painting in turn.
+        # argmax_q score_q * mask_q, a few queries at a time: the same
+        # indices without the (Q, H, W) product (faster on CPU too)
+        cur_mask_ids = chunked_argmax(
+            lambda a, b: cur_scores[a:b].view(-1, 1, 1) * cur_masks[a:b], n,
+            32)
+        flat_ids = cur_mask_ids.flatten()
+        mask_areas = torch.bincount(flat_ids, minlength=n)
+        original_areas = _count_at_least(cur_masks, 0.5)
+        # a pixel's own query's mask >= 0.5 (the filter_low_score test)
+        own_high = cur_masks.flatten(1).gather(
+            0, flat_ids[None])[0] >= 0.5
+        if filter_low_score:
+            areas = torch.bincount(flat_ids[own_high], minlength=n)
+        else:
+            areas = mask_areas
+        seg_ids = [None] * n
+        scores_list = cur_scores.tolist()
         instance_id = 1
-        for k in range(cur_classes.shape[0]):
-            pred_class = int(cur_classes[k].item())
+        for k, (pred_class, mask_area, original_area, area) in enumerate(
+                zip(cur_classes.tolist(), mask_areas.tolist(),
+                    original_areas.tolist(), areas.tolist())):
+            if mask_area == 0 or original_area == 0:
+                continue
+            if mask_area / original_area < iou_thr:
+                continue
             isthing = pred_class < num_things_classes
-            mask = cur_mask_ids == k
-            mask_area = mask.sum().item()
-            original_area = (cur_masks[k] >= 0.5).sum().item()
+            if not isthing:
+                # stuff regions of one class are merged (instance id 0)
+                seg_id = pred_class
+            else:
+                seg_id = pred_class + instance_id * offset
+                # mmdet counts a thing whose filtered mask is empty too;
+                # kept so that instance ids match mmdet's.
+                instance_id += 1
+            seg_ids[k] = seg_id
+            if area == 0:
+                continue
+            score = scores_list[k]
+            info = segments.get(seg_id)
+            if info is None:
+                segments[seg_id] = dict(id=seg_id, label=pred_class,
+                                        isthing=isthing, score=score,
+                                        area=area)
+            else:
+                info['score'] = max(info['score'], score)
+                info['area'] += area
+        painted = [k for k in range(n) if seg_ids[k] is not None]
+        if painted:
+            # query -> segment id (void for queries not painted)
+            table = torch.full((n, ), num_classes, dtype=torch.int32,
+                               device=cur_masks.device)
+            table[painted] = torch.tensor([seg_ids[k] for k in painted],
+                                          dtype=torch.int32,
+                                          device=cur_masks.device)
+            paint = table[flat_ids]
             if filter_low_score:
-                mask = mask & (cur_masks[k] >= 0.5)
-            if mask_area > 0 and original_area > 0:
-                if mask_area / original_area < iou_thr:
-                    continue
-                if not isthing:
-                    # stuff regions of one class are merged (instance id 0)
-                    seg_id = pred_class
-                else:
-                    seg_id = pred_class + instance_id * offset
-                    # mmdet counts a thing whose filtered mask is empty too;
-                    # kept so that instance ids match mmdet's.
-                    instance_id += 1
-                panoptic_seg[mask] = seg_id
-                area = int(mask.sum().item())
-                if area == 0:
-                    continue
-                score = float(cur_scores[k].item())
-                info = segments.get(seg_id)
-                if info is None:
-                    segments[seg_id] = dict(id=seg_id, label=pred_class,
-                                            isthing=isthing, score=score,
-                                            area=area)
-                else:
-                    info['score'] = max(info['score'], score)
-                    info['area'] += area
+                paint = torch.where(own_high, paint, num_classes)
+            panoptic_seg = paint.view(h, w).to(torch.int32)
     segments_info: List[dict] = list(segments.values())
     return PixelData(
         sem_seg=panoptic_seg[None],
