@@ -54,6 +54,11 @@ def parse_args():
     parser.add_argument('--save-outputs', metavar='FILE',
                         help='torch.save the last prediction')
     parser.add_argument('--threads', type=int, help='torch threads')
+    parser.add_argument('--precision', choices=['fp32', 'bf16', 'fp16'],
+                        help='model.test_cfg.precision (autocast of the '
+                        'backbone and transformer decoder only)')
+    parser.add_argument('--compile', action='store_true',
+                        help='torch.compile the ConvNeXt stages')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args()
 
@@ -157,13 +162,24 @@ def main():
         panoptic_on='panoptic' in tasks,
         instance_on='instance' in tasks,
         semantic_on='semantic' in tasks)
+    if args.precision:
+        cfg.model.test_cfg.precision = args.precision
     if args.threads:
         torch.set_num_threads(args.threads)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
-    import mmfcclip  # noqa: F401
+    import mmfcclip
+    from mmfcclip.models.layers.ms_deform_attn import \
+        compiled_cuda_kernel_available
 
     torch.manual_seed(0)
     model = MODELS.build(cfg.model).to(args.device).eval()
+    if args.compile:
+        # OpenCLIPBackbone runs the ConvNeXt stem and stages one by one
+        trunk = getattr(model.backbone.clip_model.visual, 'trunk', None)
+        if trunk is None:
+            raise SystemExit('--compile: only ConvNeXt CLIPs are supported')
+        for i, stage in enumerate(trunk.stages):
+            trunk.stages[i] = torch.compile(stage)
     n = args.num_classes
     model.set_test_vocabulary(
         dict(thing_classes=[f'thing {i}' for i in range(n // 2)],
@@ -212,10 +228,15 @@ def main():
                      else platform.processor() or platform.machine()),
         threads=torch.get_num_threads(),
         amp=args.amp,
+        precision=(cfg.model.test_cfg or {}).get('precision', 'fp32'),
+        compiled=args.compile,
+        msda_kernel=('mmcv CUDA' if device_type == 'cuda'
+                     and compiled_cuda_kernel_available() else 'PyTorch'),
         forward_s_median=round(statistics.median(times), 3),
         forward_s_all=[round(t, 3) for t in times],
         text_s_per_prompt=round(text_s / max(prompts, 1), 4),
-        torch=torch.__version__)
+        torch=torch.__version__,
+        mmfcclip_source=mmfcclip.__file__)
     if args.stages:
         result['stages'] = timer.report(total, len(times))
     if args.save_outputs:

@@ -62,7 +62,13 @@ def run_once(tree: str, bench_args, outputs: str) -> dict:
     # the report is the last JSON object printed
     report = json.loads(proc.stdout[proc.stdout.rindex('\n{') + 1:]
                         if '\n{' in proc.stdout else proc.stdout)
-    # the baseline must really have been imported from its own tree
+    # each version must really have been imported from its own tree (an
+    # installed copy earlier on sys.path would compare a version with
+    # itself)
+    source = osp.realpath(report.get('mmfcclip_source', ''))
+    if not source.startswith(osp.realpath(tree) + os.sep):
+        raise RuntimeError(f'the benchmark in {tree} imported mmfcclip from '
+                           f'{source or "an unknown place"}, not from {tree}')
     return report
 
 

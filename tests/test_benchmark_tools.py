@@ -1,0 +1,89 @@
+"""The speed tools: stage profile, saved outputs, version comparison, and
+the blocked argmax and deformable sampling they measured."""
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+from mmcv.ops.multi_scale_deform_attn import \
+    multi_scale_deformable_attn_pytorch
+
+from mmfcclip.models.layers.ms_deform_attn import deformable_sampling_chunked
+from mmfcclip.models.utils import chunked_argmax
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+@pytest.mark.parametrize('chunk_bytes', [1, 5000, 60000, 2**30])
+def test_blocked_deformable_sampling_is_bitwise_mmcvs(chunk_bytes):
+    g = torch.Generator().manual_seed(0)
+    shapes = torch.tensor([[5, 7], [10, 14], [20, 28]])
+    n = int(shapes.prod(1).sum())
+    value = torch.randn(2, n, 4, 8, generator=g)
+    # locations partly outside [0, 1] (zero padding)
+    loc = torch.rand(2, n, 4, 3, 2, 2, generator=g) * 1.2 - 0.1
+    weights = torch.rand(2, n, 4, 3, 2, generator=g)
+    ref = multi_scale_deformable_attn_pytorch(value, shapes, loc, weights)
+    out = deformable_sampling_chunked(value, shapes, loc, weights,
+                                      chunk_bytes)
+    assert torch.equal(out, ref)
+
+
+@pytest.mark.parametrize('chunk', [0, 1, 3, 7, 50])
+def test_chunked_argmax_equals_argmax_with_ties_and_nan(chunk):
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randint(0, 4, (23, 9, 11), generator=g).float()  # ties
+    scores[5, 0, :3] = float('nan')
+    scores[17, 0, 2:5] = float('nan')
+    labels = chunked_argmax(lambda a, b: scores[a:b], 23, chunk)
+    assert torch.equal(labels, scores.argmax(0))
+
+
+def _run(args, cwd=ROOT):
+    proc = subprocess.run([sys.executable, *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout[proc.stdout.index('{'):])
+
+
+@pytest.mark.slow
+def test_benchmark_stages_and_version_comparison(tmp_path):
+    """benchmark_fcclip.py --stages accounts for the whole forward and saves
+    the predictions; compare_versions.py, with this tree as its own
+    baseline, finds identical outputs and refuses a tree that is not one."""
+    out = tmp_path / 'pred.pt'
+    report = _run([
+        'tools/analysis_tools/benchmark_fcclip.py',
+        'configs/fcclip_tiny_synthetic.py', '--size', '64', '64',
+        '--repeats', '1', '--warmup', '1', '--stages', '--save-outputs',
+        str(out)
+    ])
+    stages = report['stages']
+    assert {'backbone', 'pixel_decoder', 'transformer_decoder', 'panoptic',
+            'instance', 'semantic', 'other'} <= set(stages)
+    total = sum(s['wall_s'] for s in stages.values())
+    assert total == pytest.approx(report['forward_s_median'], abs=0.01)
+    pred = torch.load(out)
+    assert pred['panoptic'].shape[-2:] == (64, 64)
+    assert pred['semantic'].shape[-2:] == (64, 64)
+    assert osp.realpath(report['mmfcclip_source']).startswith(
+        osp.realpath(ROOT))
+
+    summary = _run([
+        'tools/analysis_tools/compare_versions.py', '--baseline', ROOT,
+        '--rounds', '1', '--', 'configs/fcclip_tiny_synthetic.py',
+        '--size', '64', '64', '--repeats', '1'
+    ])
+    assert set(summary['output_differences']) == set(pred)
+    for key, diff in summary['output_differences'].items():
+        assert diff.startswith('0.00e+00') or diff.endswith('0.00e+00'), (
+            key, diff)
+    proc = subprocess.run([
+        sys.executable, 'tools/analysis_tools/compare_versions.py',
+        '--baseline', str(tmp_path), '--', 'configs/fcclip_tiny_synthetic.py'
+    ], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert 'is not an mmfcclip source tree' in proc.stderr
