@@ -299,10 +299,14 @@ def _old_panoptic_postprocess(mask_cls, mask_pred, num_things, num_classes,
 
 
 @pytest.mark.parametrize('seed', range(6))
-def test_mmdet_panoptic_postprocess_equals_the_previous_one(model, seed):
-    """mmdet's MaskFormerFusionHead.panoptic_postprocess (filter_low_score)
-    gives the same segmentation: same partition into segments, same class
-    per pixel; only thing instance ids may be numbered differently."""
+def test_panoptic_inference_equals_the_per_query_loop(model, seed):
+    """The fusion head's vectorised panoptic inference gives the
+    segmentation of a per-query loop written from the official
+    ``panoptic_inference`` (``_old_panoptic_postprocess`` above): same
+    partition into segments, same class per pixel; only thing instance ids
+    may be numbered differently. (The comparison with mmdet's own
+    ``panoptic_postprocess`` is ``test_inference.py::
+    test_panoptic_inference_matches_mmdet``.)"""
     from mmdet.evaluation.functional import INSTANCE_OFFSET
     g = torch.Generator().manual_seed(seed)
     q, k, num_things = 12, 5, 3

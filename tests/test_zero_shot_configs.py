@@ -200,8 +200,8 @@ def test_cityscapes(model, tmp_path, monkeypatch):
     cfg = load_config('cityscapes')
     has_cs = _has_cityscapesscripts()
     if not has_cs:
-        # PQ and mIoU still run; the AP evaluator needs cityscapesscripts
-        # (test_cityscapes_instance_ap).
+        # PQ and mIoU still run; the AP evaluator needs cityscapesscripts,
+        # which `make env` installs (requirements/tests.txt).
         cfg.test_evaluator = [
             e for e in cfg.test_evaluator if e['type'] != 'OVCityScapesMetric'
         ]

@@ -30,6 +30,9 @@ model = dict(
     # {'class name': 'name,synonym,...'} dict, a file in the official
     # '<id>:<name>,<synonym>...' format, or None (plain class names).
     prompt_names='official:coco_panoptic',
+    # How many vocabularies' seen/unseen masks are kept (least recently used
+    # dropped); text_classifier.cache_size bounds their text embeddings.
+    seen_cache_size=16,
     text_classifier=dict(
         type='OVTextClassifier', batch_size=1024, cache_dir=None,
         cache_size=16),
