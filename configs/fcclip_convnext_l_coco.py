@@ -36,10 +36,16 @@ test_pipeline = [
 ]
 # Right after loading: an empty or mis-scaled image (uint16, float [0, 1])
 # fails naming it, or is converted, before any resize.
-train_pipeline = train_pipeline[:1] + [dict(type='ValidateImage')
-                                       ] + train_pipeline[1:]
-test_pipeline = test_pipeline[:1] + [dict(type='ValidateImage')
-                                     ] + test_pipeline[1:]
+train_pipeline = [
+    step for t in train_pipeline for step in (
+        [t, dict(type='ValidateImage')]
+        if t['type'] == 'LoadImageFromFile' else [t])
+]
+test_pipeline = [
+    step for t in test_pipeline for step in (
+        [t, dict(type='ValidateImage')]
+        if t['type'] == 'LoadImageFromFile' else [t])
+]
 train_dataloader = dict(
     num_workers=4,  # official NUM_WORKERS
     dataset=dict(
@@ -54,10 +60,10 @@ test_dataloader = val_dataloader
 # PQ, mask AP (boxes come from masks; the official code has none) and mIoU
 # on the semantic ground truth derived from the panoptic PNGs.
 val_evaluator = [
-    dict(_base_.val_evaluator[0], type='OVCocoPanopticMetric'),
-    dict(_base_.val_evaluator[1], metric=['segm']),
-    dict(type='SemSegMetric', iou_metrics=['mIoU']),
-]
+    dict(e, type='OVCocoPanopticMetric')
+    if e['type'] == 'CocoPanopticMetric' else dict(e, metric=['segm'])
+    if e['type'] == 'CocoMetric' else e for e in _base_.val_evaluator
+] + [dict(type='SemSegMetric', iou_metrics=['mIoU'])]
 test_evaluator = val_evaluator
 
 # ---------------------------------------------------------------- schedule

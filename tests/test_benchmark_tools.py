@@ -1,7 +1,6 @@
 """The speed tools: stage profile, saved outputs, version comparison, and
 the blocked argmax and deformable sampling they measured."""
 import json
-import os
 import os.path as osp
 import subprocess
 import sys
@@ -87,3 +86,33 @@ def test_benchmark_stages_and_version_comparison(tmp_path):
     ], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert 'is not an mmfcclip source tree' in proc.stderr
+
+
+def test_vocabulary_benchmark_times_the_classifier_against_the_reference(
+        monkeypatch, capsys):
+    """--vocabulary mode: a fresh OVTextClassifier on a whole vocabulary
+    against open_clip's full-context encode_text, same classifier rows."""
+    import importlib.util
+    import types
+
+    import mmfcclip.vocabularies
+    from mmfcclip.models.utils import OpenVocabulary
+
+    # 'sky' repeats in two classes: encoded once, used twice
+    vocab = OpenVocabulary(('person,man', 'red car'),
+                           ('sky', 'cloudy sky,sky'))
+    monkeypatch.setattr(mmfcclip.vocabularies, 'official_open_vocabulary',
+                        lambda name: vocab)
+    spec = importlib.util.spec_from_file_location(
+        'benchmark_text_encoder',
+        osp.join(ROOT, 'tools/analysis_tools/benchmark_text_encoder.py'))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    args = types.SimpleNamespace(device='cpu', warmup=0, chunk=8)
+    result = bench.bench_vocabulary('RN50', 'tiny', args)
+    assert (result['classes'], result['synonyms']) == (4, 6)
+    assert result['prompts'] == 6 * 14
+    assert result['encoded_prompts'] == 5 * 14  # distinct synonyms only
+    assert result['max_rel_diff'] < 1e-5
+    assert result['seconds']['reference'] > 0
+    assert json.loads(capsys.readouterr().out)['classifier_s'] >= 0

@@ -78,6 +78,27 @@ def test_detects_every_released_resnet_by_shapes(clip_name):
     assert info['embed_dim'] == cfg['embed_dim']
 
 
+@pytest.mark.parametrize('clip_name', sorted(conv.DEFAULT_CONFIGS))
+def test_every_released_backbone_has_a_runnable_config(clip_name):
+    """The converter checks each conversion against DEFAULT_CONFIGS: each of
+    those configs must exist, parse, name that CLIP with the OpenAI/LAION
+    weights, leave the head sizes to the CLIP, and (ResNets, as the official
+    ``*_rn*.yaml`` configs) ensemble only queries with a non-empty mask."""
+    cfg = Config.fromfile(conv.DEFAULT_CONFIGS[clip_name])
+    model = cfg.model
+    assert model.type == 'FCCLIP'
+    assert model.backbone.model_name == clip_name
+    assert model.backbone.pretrained  # a real tag, not a random CLIP
+    assert model.panoptic_head.in_channels is None
+    assert model.panoptic_head.get('embed_dims') is None
+    resnet = clip_name.startswith('RN')
+    assert model.ensemble.ensemble_on_valid_mask is resnet
+    # everything else is the ConvNeXt-L recipe
+    assert model.panoptic_head.num_queries == 250
+    assert (model.ensemble.alpha, model.ensemble.beta) == (0.4, 0.8)
+    assert cfg.train_cfg.max_iters == 368750
+
+
 def test_unknown_clip_is_reported_not_guessed():
     # A tiny ConvNeXt is detected as a ConvNeXt, but named None: converting
     # it needs an explicit config.
@@ -142,7 +163,9 @@ def test_full_size_conversion_loads_strictly(name, config, backbone,
     assert len(meta['dataset_meta']['classes']) == 133
 
     model = build_released(config)
-    model.load_state_dict(ckpt['state_dict'], strict=True)
+    # mmengine's own loader, as `load_from` and `tools/test.py` use it
+    from mmengine.runner import load_checkpoint
+    load_checkpoint(model, dst, map_location='cpu', strict=True)
     loaded = model.state_dict()
     for key, value in official.items():
         new_key = conv.convert_key(key)

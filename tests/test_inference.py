@@ -356,6 +356,53 @@ def test_image_demo(checkpoint, images, tmp_path, capsys):
     assert status == 2 and "' . '" in capsys.readouterr().err
 
 
+def test_video_demo(checkpoint, tmp_path, capsys):
+    """demo/video_demo.py segments each frame with the call's words and
+    writes a video of the frames' size; bad input is one error line."""
+    spec = importlib.util.spec_from_file_location('video_demo',
+                                                  'demo/video_demo.py')
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    video = str(tmp_path / 'in.mp4')
+    writer = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*'mp4v'), 5,
+                             (160, 120))
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        frame = _photo()
+        frame[rng.integers(0, 120, 40), rng.integers(0, 160, 40)] = 255
+        writer.write(frame)
+    writer.release()
+    out = str(tmp_path / 'out.mp4')
+    status = demo.main([
+        video, CONFIG, '--weights', checkpoint, '--texts', 'cat . dog',
+        '--stuff-texts', 'sky', '--device', 'cpu', '--out', out,
+        '--max-frames', '2'
+    ])
+    assert status == 0
+    assert '2 frame(s) written to' in capsys.readouterr().out
+    result = cv2.VideoCapture(out)
+    frames = []
+    while True:
+        ok, frame = result.read()
+        if not ok:
+            break
+        frames.append(frame)
+    result.release()
+    assert len(frames) == 2
+    # the visualiser enlarges small images; all frames share one size
+    assert frames[0].shape == frames[1].shape
+    assert frames[0].shape[0] >= 120 and frames[0].std() > 0
+    assert demo.main([video, CONFIG, '--texts', 'a']) == 2  # no --out
+    assert 'nothing to do' in capsys.readouterr().err
+    status = demo.main([str(tmp_path / 'none.mp4'), CONFIG, '--texts', 'a',
+                        '--out', out])
+    assert status == 2 and 'none.mp4' in capsys.readouterr().err
+    (tmp_path / 'text.mp4').write_text('not a video')
+    status = demo.main([str(tmp_path / 'text.mp4'), CONFIG, '--texts', 'a',
+                        '--out', out])
+    assert status == 2 and 'cannot read video' in capsys.readouterr().err
+
+
 def test_presets_and_demo_vocabulary(monkeypatch):
     fake = {
         'coco_panoptic': (('person,child', 'car'), ('sky', 'grass')),

@@ -331,8 +331,9 @@ def test_categories_mapped_by_name(tmp_path):
     assert metric.compute_metrics(metric.results)['PQ'] == pytest.approx(100)
 
     metric.dataset_meta = dict(META, classes=CLASSES + ('tree', ))
-    with pytest.raises(KeyError, match='tree'):
+    with pytest.raises(KeyError, match='tree') as err:
         metric.process({}, samples[:1])
+    assert data['ann_file'] in str(err.value)  # names the file
 
 
 def test_prediction_tensor_not_modified(dataset):

@@ -134,3 +134,27 @@ def test_config_basenames_are_unique():
     for dirpath, _, files in os.walk('configs'):
         names += [f for f in files if f.endswith('.py')]
     assert len(names) == len(set(names))
+
+
+def test_mim_search_lists_the_six_released_models():
+    """`mim search mmfcclip` reads model-index.yml: six models, each with a
+    config that exists, and the official zero-shot numbers (bytedance/
+    fc-clip README model zoo; ADE-150 PQ / mAP / mIoU checked here)."""
+    pytest.importorskip('mim')
+    from mim.commands.search import get_model_info
+    models = get_model_info('mmfcclip', local=True, to_dict=False)
+    ade = {  # PQ, mask AP, mIoU on ADE20K-150
+        'fcclip_convnext_l_coco': (26.8, 16.8, 34.1),
+        'fcclip_rn50_coco': (17.9, 9.5, 23.3),
+        'fcclip_rn101_coco': (19.1, 10.2, 24.0),
+        'fcclip_rn50x4_coco': (21.8, 11.7, 26.8),
+        'fcclip_rn50x16_coco': (22.5, 13.6, 29.4),
+        'fcclip_rn50x64_coco': (22.8, 13.6, 28.4),
+    }
+    assert sorted(models.index) == sorted(ade)
+    for name, numbers in ade.items():
+        row = models.loc[name]
+        assert row['config'] == f'configs/{name}.py'
+        assert os.path.isfile(row['config'])
+        assert (row['ade20k/pq'], row['ade20k/mask_ap'],
+                row['ade20k/miou']) == numbers, name

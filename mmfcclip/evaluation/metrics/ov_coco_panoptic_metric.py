@@ -96,6 +96,7 @@ class OVCocoPanopticMetric(BaseMetric):
         self.seg_prefix = seg_prefix
         self.backend_args = backend_args
         self.outfile_prefix = outfile_prefix
+        self.ann_file = ann_file
         self.seg_out_dir = (f'{outfile_prefix}.panoptic'
                             if outfile_prefix is not None else None)
         self._coco_api: Optional[COCOPanoptic] = None
@@ -133,7 +134,7 @@ class OVCocoPanopticMetric(BaseMetric):
         missing = [name for name in classes if name not in name2cat]
         if missing:
             raise KeyError(f'Classes {missing} are not categories of the '
-                           'panoptic annotation file.')
+                           f'panoptic annotation file {self.ann_file}.')
         return {label: name2cat[name] for label, name in enumerate(classes)}
 
     # ------------------------------------------------------------------
