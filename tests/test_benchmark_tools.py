@@ -116,3 +116,29 @@ def test_vocabulary_benchmark_times_the_classifier_against_the_reference(
     assert result['max_rel_diff'] < 1e-5
     assert result['seconds']['reference'] > 0
     assert json.loads(capsys.readouterr().out)['classifier_s'] >= 0
+
+
+def test_resize_difference_tool():
+    """tools/analysis_tools/resize_difference.py: the official output size
+    (short side, long side capped) and the cv2-vs-PIL difference: none on
+    a constant image, large on a fine pattern shrunk 4x (PIL averages, cv2
+    bilinear samples)."""
+    import importlib.util
+    import numpy as np
+    spec = importlib.util.spec_from_file_location(
+        'resize_difference',
+        osp.join(ROOT, 'tools/analysis_tools/resize_difference.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert tool.output_size(480, 640, 800, 1333) == (800, 1067)
+    assert tool.output_size(3000, 4000, 1024, 2560) == (1024, 1365)
+    assert tool.output_size(100, 1000, 800, 1333) == (133, 1333)
+    flat = np.full((60, 80, 3), 97, np.uint8)
+    result = tool.resize_difference(flat, 120, 1333)
+    assert result['resized'] == [120, 160] and result['max'] == 0
+    checker = np.indices((300, 300)).sum(0) % 2 * 255
+    checker = np.repeat(checker[..., None], 3, axis=2).astype(np.uint8)
+    result = tool.resize_difference(checker, 100, 1333)
+    # shrunk 3x: PIL averages 3x3 blocks (~113 or ~142), cv2 samples one
+    # source pixel (0 or 255)
+    assert result['mean'] > 60 and result['frac_over_8'] > 0.5

@@ -356,6 +356,29 @@ def test_image_demo(checkpoint, images, tmp_path, capsys):
     assert status == 2 and "' . '" in capsys.readouterr().err
 
 
+def test_model_names_of_the_metafile(env):
+    """Inference takes the metafile's model names where it takes a config
+    file (as mmdet's DetInferencer takes mmdet's); other strings that are
+    not files fail listing the names."""
+    from mmfcclip.apis import released_models, resolve_config_file
+    models = released_models()
+    assert len(models) == 6
+    assert resolve_config_file('fcclip_rn50_coco') == models[
+        'fcclip_rn50_coco']
+    assert osp.samefile(models['fcclip_rn50_coco'],
+                        'configs/fcclip_rn50_coco.py')
+    assert resolve_config_file(CONFIG) == CONFIG  # files as they are
+    model = init_fcclip(
+        'fcclip_rn50_coco', device='cpu', text_cache=False,
+        cfg_options={'model.backbone.pretrained': None,
+                     'model.prompt_names': None})
+    assert model.backbone.model_name == 'RN50'
+    with pytest.raises(FileNotFoundError,
+                       match='fcclip_convnext_l_coco') as err:
+        FCCLIPInferencer('fcclip_vit_l_coco', device='cpu')
+    assert 'fcclip_vit_l_coco' in str(err.value)
+
+
 def test_video_demo(checkpoint, tmp_path, capsys):
     """demo/video_demo.py segments each frame with the call's words and
     writes a video of the frames' size; bad input is one error line."""

@@ -10,6 +10,7 @@ from .inference import (DeviceUnavailableError, check_image_file,
                         inference_fcclip, inference_pipeline_cfg,
                         init_fcclip, load_fcclip_model)
 from .inferencer import FCCLIPInferencer
+from .model_index import released_models, resolve_config_file
 from .results import prediction_to_dict, prediction_vocabulary
 from .text_cache import (ENV_TEXT_CACHE, configure_text_cache,
                          default_text_cache_dir, text_tower_fingerprint)
@@ -27,5 +28,5 @@ __all__ = [
     'text_tower_fingerprint', 'CHECKPOINT_PRESET', 'DEMO_PRESET',
     'VOCAB_PRESETS', 'VocabularyFormatError', 'check_vocabulary',
     'demo_vocabulary', 'merge_vocabularies', 'parse_class_names',
-    'preset_vocabulary'
+    'preset_vocabulary', 'released_models', 'resolve_config_file'
 ]

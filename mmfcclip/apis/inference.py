@@ -39,6 +39,7 @@ from mmengine.runner.checkpoint import (_load_checkpoint,
                                         _load_checkpoint_to_model)
 
 from ..engine import safe_checkpoint_loading
+from .model_index import resolve_config_file
 from .text_cache import TextCache, configure_text_cache
 from .vocabulary import Names, check_vocabulary, parse_class_names
 
@@ -78,9 +79,7 @@ def _as_config(config: Union[str, Path, Config, dict, None]) -> Config:
     if config is None:
         return Config()
     if isinstance(config, (str, Path)):
-        if not osp.isfile(str(config)):
-            raise FileNotFoundError(f'Config file not found: {config}')
-        return Config.fromfile(str(config))
+        return Config.fromfile(resolve_config_file(str(config)))
     if isinstance(config, Config):
         return copy.deepcopy(config)
     if isinstance(config, dict):

@@ -20,6 +20,7 @@ from ..visualization import FCCLIPLocalVisualizer, check_task
 from .inference import (check_image_file, collect_image_files,
                         inference_pipeline_cfg, load_fcclip_model,
                         vocabulary_texts)
+from .model_index import resolve_config_file
 from .results import prediction_to_dict
 from .text_cache import TextCache
 from .vocabulary import check_vocabulary, parse_class_names
@@ -105,11 +106,9 @@ class FCCLIPInferencer(DetInferencer):
         if model is None and weights is None:
             raise ValueError('Give a config (model=...), a checkpoint '
                              '(weights=...), or both.')
-        if isinstance(model, str) and not osp.isfile(model):
-            raise FileNotFoundError(
-                f'Config file not found: {model} (FCCLIPInferencer takes a '
-                f'config file; model names of mmdet\'s metafile are not '
-                f'FC-CLIP models).')
+        if isinstance(model, str):
+            # a config file, or a model name of mmfcclip's metafile
+            model = resolve_config_file(model)
         super().__init__(
             model=model,
             weights=weights,
