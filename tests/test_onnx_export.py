@@ -467,3 +467,28 @@ def test_vocabulary_change_with_the_exported_text_encoder(exported):
     assert outs[0].shape == (1, 16, 5)
     for ref, out in zip(refs, outs):
         assert np.abs(out - ref).max() <= 1e-4 * np.abs(ref).max()
+
+
+@needs_ort
+def test_benchmark_tool_reports_both_runtimes(tmp_path, capsys):
+    """tools/deployment/benchmark_onnx.py (the numbers of
+    docs/deployment.md): exports, checks against PyTorch, and times both
+    runtimes and both post-processings in one JSON line."""
+    spec = importlib.util.spec_from_file_location(
+        'benchmark_onnx', 'tools/deployment/benchmark_onnx.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    out = str(tmp_path / 'tiny.onnx')
+    assert tool.main([
+        CONFIG, '--texts', 'red disk', 'cat', '--stuff-texts', 'sky',
+        '--shape', '64', '96', '--out', out, '--repeats', '2',
+        '--warmup', '0', '--threads', '1', '--cfg-options', *CFG_OPTIONS
+    ]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report['classes'] == 3 and report['shape'] == [64, 96]
+    assert report['check']['passed'], report['check']
+    assert report['onnx_mib'] > 0 and osp.isfile(out)
+    for key in ('torch', 'ort', 'torch_post', 'numpy_post'):
+        assert len(report['all_s'][key]) >= 1
+        assert report['median_s'][key] >= 0
+    assert report['ort_over_torch'] > 0
