@@ -7,41 +7,32 @@
 #       --checkpoint checkpoints/fcclip_convnext_l_coco.pth
 # Data: tools/dataset_converters/ade20k_847.py (docs/datasets.md). Official
 # numbers: docs/zero_shot.md.
-_base_ = '../fcclip_convnext_l_coco.py'
+_base_ = '../_base_/zero_shot_semantic.py'
 
 model = dict(
-    # seen/unseen against COCO's synonyms. The data set's class names are
-    # the official A-847 synonym strings already (ADE20K847Dataset reads
-    # them from ade20k_847_with_prompt_eng.txt, as the official metadata
-    # does), so no name map is needed.
-    train_prompt_names='official:coco_panoptic',
+    # The data set's class names are the official A-847 synonym strings
+    # already (ADE20K847Dataset reads them from
+    # ade20k_847_with_prompt_eng.txt, as the official metadata does), so no
+    # name map is needed.
     prompt_names=None,
     # 18,788 prompts: encoded once per process (in-memory cache) and kept on
     # disk for the next runs (keyed by the CLIP weights and the prompts).
-    text_classifier=dict(cache_dir='work_dirs/text_classifier_cache'),
-    test_cfg=dict(
-        panoptic_on=False,
-        instance_on=False,
-        semantic_on=True,
-        sem_seg_postprocess_before_inference=False))
+    text_classifier=dict(cache_dir='work_dirs/text_classifier_cache'))
 
 data_root = 'data/ADE20K_2021_17_01/'
+# 16-bit TIFFs, 0..846, 65535 unannotated
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(1333, 800), keep_ratio=True),
-    # 16-bit TIFFs, 0..846, 65535 unannotated
-    dict(type='LoadSemSegAnnotations', ignore_index=65535),
-    dict(type='mmseg.PackSegInputs'),
+    dict(t, ignore_index=65535)
+    if t['type'] == 'LoadSemSegAnnotations' else t
+    for t in _base_.test_pipeline
 ]
 test_dataloader = dict(
     dataset=dict(
-        _delete_=True,
         type='ADE20K847Dataset',
         data_root=data_root,
         data_prefix=dict(
             img_path='images_detectron2/validation',
             seg_map_path='annotations_detectron2/validation'),
-        test_mode=True,
         pipeline=test_pipeline))
 test_evaluator = [
     dict(type='mmseg.IoUMetric', iou_metrics=['mIoU'], ignore_index=65535)

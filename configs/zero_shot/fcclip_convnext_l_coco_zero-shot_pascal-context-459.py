@@ -7,43 +7,19 @@
 #       --checkpoint checkpoints/fcclip_convnext_l_coco.pth
 # Data: tools/dataset_converters/pascal_context_459.py (docs/datasets.md).
 # Official numbers: docs/zero_shot.md.
-_base_ = '../fcclip_convnext_l_coco.py'
+_base_ = './fcclip_convnext_l_coco_zero-shot_ade20k-847.py'
 
-model = dict(
-    # seen/unseen against COCO's synonyms. The data set's class names are
-    # the official PC-459 synonym strings already (PascalContext459Dataset
-    # reads them from pascal_ctx_459_with_prompt_eng.txt, as the official
-    # metadata does), so no name map is needed.
-    train_prompt_names='official:coco_panoptic',
-    prompt_names=None,
-    # 7,826 prompts: encoded once per process (in-memory cache) and kept on
-    # disk for the next runs (keyed by the CLIP weights and the prompts).
-    text_classifier=dict(cache_dir='work_dirs/text_classifier_cache'),
-    test_cfg=dict(
-        panoptic_on=False,
-        instance_on=False,
-        semantic_on=True,
-        sem_seg_postprocess_before_inference=False))
-
+# Like ADE20K-847 (16-bit label maps, 65535 unannotated, the text
+# classifier cached on disk): the data set's class names are the official
+# PC-459 synonym strings already (PascalContext459Dataset reads them from
+# pascal_ctx_459_with_prompt_eng.txt, as the official metadata does);
+# 7,826 prompts.
 data_root = 'data/VOCdevkit/VOC2010/'
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(1333, 800), keep_ratio=True),
-    # 16-bit maps, 0..458, 65535 unannotated
-    dict(type='LoadSemSegAnnotations', ignore_index=65535),
-    dict(type='mmseg.PackSegInputs'),
-]
 test_dataloader = dict(
     dataset=dict(
-        _delete_=True,
         type='PascalContext459Dataset',
         data_root=data_root,
         data_prefix=dict(
             img_path='JPEGImages',
             seg_map_path='SegmentationClassContext459'),
-        ann_file='ImageSets/SegmentationContext/val.txt',
-        test_mode=True,
-        pipeline=test_pipeline))
-test_evaluator = [
-    dict(type='mmseg.IoUMetric', iou_metrics=['mIoU'], ignore_index=65535)
-]
+        ann_file='ImageSets/SegmentationContext/val.txt'))

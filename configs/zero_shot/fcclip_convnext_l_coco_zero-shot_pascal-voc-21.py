@@ -7,37 +7,24 @@
 #       --checkpoint checkpoints/fcclip_convnext_l_coco.pth
 # Data: VOC 2012 as released (docs/datasets.md). Official numbers:
 # docs/zero_shot.md.
-_base_ = '../fcclip_convnext_l_coco.py'
+_base_ = '../_base_/zero_shot_semantic.py'
 
-model = dict(
-    # seen/unseen against COCO's synonyms; text from VOC-21's official
-    # synonyms, keyed by mmseg's PascalVOCDataset class names. 'background'
-    # is a class here, named by its official line of 74 stuff and
-    # non-VOC-object names (it counts as seen).
-    train_prompt_names='official:coco_panoptic',
-    prompt_names='official:pascal_voc_21',
-    test_cfg=dict(
-        panoptic_on=False,
-        instance_on=False,
-        semantic_on=True,
-        sem_seg_postprocess_before_inference=False))
+# Text from VOC-21's official synonyms, keyed by mmseg's PascalVOCDataset
+# class names. 'background' is a class here, named by its official line of
+# 74 stuff and non-VOC-object names (it counts as seen).
+model = dict(prompt_names='official:pascal_voc_21')
 
 data_root = 'data/VOCdevkit/VOC2012/'
+# palette PNGs: 0 background, 1..20, 255 object borders (ignored)
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(1333, 800), keep_ratio=True),
-    # palette PNGs: 0 background, 1..20, 255 object borders (ignored)
-    dict(type='LoadSemSegAnnotations', num_classes=21),
-    dict(type='mmseg.PackSegInputs'),
+    dict(t, num_classes=21) if t['type'] == 'LoadSemSegAnnotations' else t
+    for t in _base_.test_pipeline
 ]
 test_dataloader = dict(
     dataset=dict(
-        _delete_=True,
         type='mmseg.PascalVOCDataset',
         data_root=data_root,
         data_prefix=dict(
             img_path='JPEGImages', seg_map_path='SegmentationClass'),
         ann_file='ImageSets/Segmentation/val.txt',
-        test_mode=True,
         pipeline=test_pipeline))
-test_evaluator = [dict(type='mmseg.IoUMetric', iou_metrics=['mIoU'])]
