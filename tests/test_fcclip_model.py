@@ -222,6 +222,42 @@ def test_head_takes_the_classifier_as_an_argument(model):
                    if not k.startswith('_modules'))
 
 
+def test_predict_classifies_only_the_last_prediction(model, monkeypatch):
+    """Inference runs the class path (mask pooling, projection, MLP) once,
+    on the last decoder prediction, and its logits and masks are bitwise
+    those of the full forward that the losses use."""
+    from mmfcclip.models.dense_heads import fcclip_head
+    from mmfcclip.models.utils import OpenVocabulary
+    model.eval()
+    inputs, samples = random_panoptic_samples(
+        1, 64, generator=torch.Generator().manual_seed(6))
+    data = model.data_preprocessor(dict(inputs=inputs, data_samples=samples),
+                                   False)
+    feats = model.extract_feat(data['inputs'])
+    vocab = OpenVocabulary.build(['cat', 'dog,puppy'], ['sky'])
+    classifier = model.text_classifier(vocab, model.backbone)
+    head = model.panoptic_head
+    pooled = []
+    real_pool = fcclip_head.mask_pool
+
+    def counting_pool(features, masks):
+        pooled.append(masks.shape)
+        return real_pool(features, masks)
+
+    monkeypatch.setattr(fcclip_head, 'mask_pool', counting_pool)
+    with torch.no_grad():
+        all_cls, all_masks = head(feats, samples, classifier)
+        num_predictions = head.num_transformer_decoder_layers + 1
+        assert len(all_cls) == len(all_masks) == num_predictions
+        assert len(pooled) == num_predictions
+        pooled.clear()
+        cls, masks = head.predict(feats, samples, classifier)
+    assert len(pooled) == 1
+    assert torch.equal(cls, all_cls[-1]) and torch.equal(masks, all_masks[-1])
+    # the intermediate predictions differ: the last one is not a copy
+    assert not torch.equal(all_masks[0], all_masks[-1])
+
+
 def test_synonym_index_built_once_per_vocabulary(monkeypatch):
     from mmfcclip.models.layers import text_classifier as module
     calls = []

@@ -30,7 +30,12 @@ class FCCLIPHead(Mask2FormerHead):
 
     Everything else (masked-attention decoder with the empty-row fix, mask
     MLP, Hungarian matching, point-sampled losses, deep supervision) is
-    mmdet's :class:`Mask2FormerHead`. The text classifier depends on the
+    mmdet's :class:`Mask2FormerHead`. The class path runs after mmdet's
+    decoder loop, on the predictions that are used: all of them for the
+    losses, the last one in :meth:`predict` (the official code also
+    classifies the 9 intermediate predictions at test time and discards
+    them; the last one is computed by the same operations, so the outputs
+    are bitwise the same). The text classifier depends on the
     vocabulary of the batch, so :meth:`forward`, :meth:`loss` and
     :meth:`predict` take it as an argument (as mmseg's SAN passes its
     classifier embeddings down); ``num_things_classes`` and
@@ -57,12 +62,14 @@ class FCCLIPHead(Mask2FormerHead):
         self.embed_dims = embed_dims
 
     def _forward_head(self, decoder_out: Tensor, mask_feature: Tensor,
-                      attn_mask_target_size: Tuple[int, int]) -> Tuple[Tensor]:
-        """Predict masks and the region embeddings of the queries.
+                      attn_mask_target_size: Tuple[int, int]) -> Tuple:
+        """Predict the masks of the queries and the next attention mask.
 
         mmdet's decoder loop (:meth:`Mask2FormerHead.forward`) calls this
-        after every layer; the region embeddings take the place of class
-        logits there and are classified in :meth:`forward`.
+        after every layer and collects its first output where Mask2Former
+        has class logits: here the inputs of the class path
+        (:meth:`_class_embed`), which :meth:`forward` runs only on the
+        predictions it needs.
 
         Args:
             decoder_out (Tensor): Shape (batch_size, num_queries, c).
@@ -71,8 +78,9 @@ class FCCLIPHead(Mask2FormerHead):
                 size.
 
         Returns:
-            tuple[Tensor]: ``class_embed`` (B, Q, D), ``mask_pred``
-            (B, Q, h, w) and ``attn_mask`` (B * num_heads, Q, h' * w').
+            tuple: ``(normalised decoder_out (B, Q, c), mask_feature)``,
+            ``mask_pred`` (B, Q, h, w) and ``attn_mask``
+            (B * num_heads, Q, h' * w').
         """
         decoder_out = self.transformer_decoder.post_norm(decoder_out)
         mask_embed = self.mask_embed(decoder_out)
@@ -88,34 +96,58 @@ class FCCLIPHead(Mask2FormerHead):
         attn_mask = (attn_mask.flatten(2).sigmoid() < 0.5).detach()
         attn_mask = attn_mask.unsqueeze(1).repeat(
             (1, self.num_heads, 1, 1)).flatten(0, 1)
+        return (decoder_out, mask_feature), mask_pred, attn_mask
 
+    def _class_embed(self, class_input: Tuple[Tensor, Tensor],
+                     mask_pred: Tensor) -> Tensor:
+        """FC-CLIP's class path of one prediction: the region embeddings.
+
+        Args:
+            class_input (tuple[Tensor, Tensor]): The normalised decoder
+                output (B, Q, c) and the mask features (B, c, h, w).
+            mask_pred (Tensor): Mask logits (B, Q, h, w) of the prediction.
+
+        Returns:
+            Tensor: Region embeddings (B, Q, D) in the CLIP space.
+        """
+        decoder_out, mask_feature = class_input
         pooled = mask_pool(mask_feature, mask_pred)
-        class_embed = self.class_embed(
+        return self.class_embed(
             self.mask_pooling_proj(pooled) + decoder_out)
-        return class_embed, mask_pred, attn_mask
 
-    def forward(self, x: List[Tensor], batch_data_samples: SampleList,
-                classifier: TextClassifier) -> Tuple[List[Tensor]]:
-        """Run mmdet's Mask2Former decoder and classify every prediction.
+    def forward(self,
+                x: List[Tensor],
+                batch_data_samples: SampleList,
+                classifier: TextClassifier,
+                last_only: bool = False) -> Tuple[List[Tensor]]:
+        """Run mmdet's Mask2Former decoder and classify its predictions.
 
         Args:
             x (list[Tensor]): Backbone features, res2..res5.
             batch_data_samples (list[DetDataSample]): The batch.
             classifier (TextClassifier): Text classifier of the batch's
                 vocabulary (K classes, S synonyms).
+            last_only (bool): Return (and classify) only the last decoder
+                prediction, as inference needs. Defaults to False: all
+                of them, as the losses need.
 
         Returns:
-            tuple[list[Tensor]]: Per decoder prediction (num_layers + 1),
-            class logits (B, Q, K + 1) and mask logits (B, Q, h, w).
+            tuple[list[Tensor]]: Per decoder prediction (num_layers + 1, or
+            the last one), class logits (B, Q, K + 1) and mask logits
+            (B, Q, h, w).
         """
         if classifier.weight.shape[-1] != self.embed_dims:
             raise ValueError(
                 f'Text classifier has {classifier.weight.shape[-1]} dims, the '
                 f'head embeds into {self.embed_dims} (embed_dims).')
-        all_embeds, all_masks = super().forward(x, batch_data_samples)
+        class_inputs, all_masks = super().forward(x, batch_data_samples)
+        if last_only:
+            class_inputs, all_masks = class_inputs[-1:], all_masks[-1:]
         all_cls = [
-            get_classification_logits(embed, classifier, self.logit_scale)
-            for embed in all_embeds
+            get_classification_logits(
+                self._class_embed(class_input, mask_pred), classifier,
+                self.logit_scale)
+            for class_input, mask_pred in zip(class_inputs, all_masks)
         ]
         return all_cls, all_masks
 
@@ -195,5 +227,6 @@ class FCCLIPHead(Mask2FormerHead):
         Returns:
             tuple[Tensor, Tensor]: (B, Q, K + 1) and (B, Q, h, w).
         """
-        all_cls, all_masks = self(x, batch_data_samples, classifier)
+        all_cls, all_masks = self(
+            x, batch_data_samples, classifier, last_only=True)
         return all_cls[-1], all_masks[-1]
