@@ -197,16 +197,22 @@ def test_full_size_parameter_counts(name, trainable, visual):
 # the vocabulary flows as an argument; bounded caches
 
 
+def _head_inputs(model, seed):
+    """Backbone features and samples of one random 64 px image, the model
+    in eval mode."""
+    model.eval()
+    inputs, samples = random_panoptic_samples(
+        1, 64, generator=torch.Generator().manual_seed(seed))
+    data = model.data_preprocessor(dict(inputs=inputs, data_samples=samples),
+                                   False)
+    return model.extract_feat(data['inputs']), samples
+
+
 def test_head_takes_the_classifier_as_an_argument(model):
     """Two classifiers, one head: the logits follow the argument, and the
     head keeps no classifier between calls."""
     from mmfcclip.models.utils import OpenVocabulary
-    model.eval()
-    inputs, samples = random_panoptic_samples(
-        1, 64, generator=torch.Generator().manual_seed(5))
-    data = model.data_preprocessor(dict(inputs=inputs, data_samples=samples),
-                                   False)
-    feats = model.extract_feat(data['inputs'])
+    feats, samples = _head_inputs(model, seed=5)
     small = OpenVocabulary.build(['cat'], ['sky'])
     large = OpenVocabulary.build(['cat', 'dog,puppy'], ['sky', 'sea', 'sand'])
     with torch.no_grad():
@@ -228,12 +234,7 @@ def test_predict_classifies_only_the_last_prediction(model, monkeypatch):
     those of the full forward that the losses use."""
     from mmfcclip.models.dense_heads import fcclip_head
     from mmfcclip.models.utils import OpenVocabulary
-    model.eval()
-    inputs, samples = random_panoptic_samples(
-        1, 64, generator=torch.Generator().manual_seed(6))
-    data = model.data_preprocessor(dict(inputs=inputs, data_samples=samples),
-                                   False)
-    feats = model.extract_feat(data['inputs'])
+    feats, samples = _head_inputs(model, seed=6)
     vocab = OpenVocabulary.build(['cat', 'dog,puppy'], ['sky'])
     classifier = model.text_classifier(vocab, model.backbone)
     head = model.panoptic_head
