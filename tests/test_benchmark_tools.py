@@ -13,6 +13,8 @@ from mmcv.ops.multi_scale_deform_attn import \
 from mmfcclip.models.layers.ms_deform_attn import deformable_sampling_chunked
 from mmfcclip.models.utils import chunked_argmax
 
+from _scripts import load_script
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
@@ -92,7 +94,6 @@ def test_vocabulary_benchmark_times_the_classifier_against_the_reference(
         monkeypatch, capsys):
     """--vocabulary mode: a fresh OVTextClassifier on a whole vocabulary
     against open_clip's full-context encode_text, same classifier rows."""
-    import importlib.util
     import types
 
     import mmfcclip.vocabularies
@@ -103,11 +104,7 @@ def test_vocabulary_benchmark_times_the_classifier_against_the_reference(
                            ('sky', 'cloudy sky,sky'))
     monkeypatch.setattr(mmfcclip.vocabularies, 'official_open_vocabulary',
                         lambda name: vocab)
-    spec = importlib.util.spec_from_file_location(
-        'benchmark_text_encoder',
-        osp.join(ROOT, 'tools/analysis_tools/benchmark_text_encoder.py'))
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script('tools/analysis_tools/benchmark_text_encoder.py')
     args = types.SimpleNamespace(device='cpu', warmup=0, chunk=8)
     result = bench.bench_vocabulary('RN50', 'tiny', args)
     assert (result['classes'], result['synonyms']) == (4, 6)
@@ -121,15 +118,10 @@ def test_vocabulary_benchmark_times_the_classifier_against_the_reference(
 def test_resize_difference_tool():
     """tools/analysis_tools/resize_difference.py: the official output size
     (short side, long side capped) and the cv2-vs-PIL difference: none on
-    a constant image, large on a fine pattern shrunk 4x (PIL averages, cv2
+    a constant image, large on a fine pattern shrunk 3x (PIL averages, cv2
     bilinear samples)."""
-    import importlib.util
     import numpy as np
-    spec = importlib.util.spec_from_file_location(
-        'resize_difference',
-        osp.join(ROOT, 'tools/analysis_tools/resize_difference.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_script('tools/analysis_tools/resize_difference.py')
     assert tool.output_size(480, 640, 800, 1333) == (800, 1067)
     assert tool.output_size(3000, 4000, 1024, 2560) == (1024, 1365)
     assert tool.output_size(100, 1000, 800, 1333) == (133, 1333)

@@ -5,7 +5,6 @@ The model is the tiny synthetic config with random weights, saved as a
 runner-style checkpoint (``HistoryBuffer`` in ``message_hub``, as ``mim
 train`` writes) by a module fixture; no download, no GPU.
 """
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -34,6 +33,8 @@ from mmfcclip.utils.panoptic_io import rgb2id
 from mmfcclip.visualization import (FCCLIPLocalVisualizer, generate_palette,
                                     resolve_palette)
 from mmfcclip.vocabularies import official
+
+from _scripts import load_script
 
 CONFIG = 'configs/fcclip_tiny_synthetic.py'
 CKPT_CLASSES = dict(
@@ -319,11 +320,7 @@ def test_plain_detinferencer(checkpoint, images, tmp_path):
 # ----------------------------------------------------------------------
 # the demo
 def _demo():
-    spec = importlib.util.spec_from_file_location('image_demo',
-                                                  'demo/image_demo.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('demo/image_demo.py')
 
 
 def test_image_demo(checkpoint, images, tmp_path, capsys):
@@ -382,10 +379,7 @@ def test_model_names_of_the_metafile(env):
 def test_video_demo(checkpoint, tmp_path, capsys):
     """demo/video_demo.py segments each frame with the call's words and
     writes a video of the frames' size; bad input is one error line."""
-    spec = importlib.util.spec_from_file_location('video_demo',
-                                                  'demo/video_demo.py')
-    demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo)
+    demo = load_script('demo/video_demo.py')
     video = str(tmp_path / 'in.mp4')
     writer = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*'mp4v'), 5,
                              (160, 120))

@@ -14,7 +14,6 @@ official code") are compared by setting ``FCCLIP_PARITY_DUMPS`` to their
 directories (``:``-separated); ``-s`` prints the per-stage table.
 """
 import copy
-import importlib.util
 import inspect
 import os
 import os.path as osp
@@ -28,6 +27,8 @@ from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
+
+from _scripts import load_script
 
 init_default_scope('mmdet')
 
@@ -121,11 +122,7 @@ def mm_stage_outputs(model, inputs: List[torch.Tensor],
 # ----------------------------------------------------------------------
 # building the mmfcclip side of a dump
 def load_converter():
-    spec = importlib.util.spec_from_file_location(
-        'fcclip2mmfcclip', 'tools/model_converters/fcclip2mmfcclip.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('tools/model_converters/fcclip2mmfcclip.py')
 
 
 def parity_model_cfg(meta: dict):

@@ -6,7 +6,6 @@ onnx and onnxruntime are test dependencies (requirements/tests.txt); the
 tests that need them skip, saying so, where they are not installed.
 """
 import importlib
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -23,6 +22,8 @@ from mmengine.registry import init_default_scope
 
 from mmfcclip.deploy.postprocess import (PostprocessConfig, postprocess,
                                          resize_bilinear)
+
+from _scripts import load_script
 
 init_default_scope('mmdet')
 
@@ -56,10 +57,7 @@ SHAPE = (96, 128)
 
 
 def _load_tool():
-    spec = importlib.util.spec_from_file_location('export_onnx_tool', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(TOOL, 'export_onnx_tool')
 
 
 def _blocks(batch, h, w, seed):
@@ -474,10 +472,7 @@ def test_benchmark_tool_reports_both_runtimes(tmp_path, capsys):
     """tools/deployment/benchmark_onnx.py (the numbers of
     docs/deployment.md): exports, checks against PyTorch, and times both
     runtimes and both post-processings in one JSON line."""
-    spec = importlib.util.spec_from_file_location(
-        'benchmark_onnx', 'tools/deployment/benchmark_onnx.py')
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_script('tools/deployment/benchmark_onnx.py')
     out = str(tmp_path / 'tiny.onnx')
     assert tool.main([
         CONFIG, '--texts', 'red disk', 'cat', '--stuff-texts', 'sky',

@@ -1,6 +1,5 @@
 """Tests of the synthetic panoptic data generator and OVCocoPanopticDataset."""
 import filecmp
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -18,6 +17,8 @@ from PIL import Image
 from mmfcclip.datasets import (SYNTHETIC_PANOPTIC_METAINFO,
                                OVCocoPanopticDataset)
 
+from _scripts import load_script
+
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 GENERATOR_PATH = osp.join(REPO_ROOT, 'tools', 'dataset_converters',
                           'generate_synthetic_panoptic.py')
@@ -26,11 +27,7 @@ META = SYNTHETIC_PANOPTIC_METAINFO
 
 def _import_generator():
     # ``tools`` is not a package, so the script is imported from its path.
-    spec = importlib.util.spec_from_file_location('_synthetic_generator',
-                                                  GENERATOR_PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(GENERATOR_PATH, '_synthetic_generator')
 
 
 gen = _import_generator()

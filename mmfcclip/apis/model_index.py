@@ -2,7 +2,7 @@
 files, so that inference takes ``'fcclip_convnext_l_coco'`` where it takes a
 config path, as mmdet's ``DetInferencer`` takes mmdet's model names."""
 import os.path as osp
-from typing import Dict, Optional
+from typing import Dict
 
 import yaml
 
@@ -42,10 +42,10 @@ def resolve_config_file(name: str) -> str:
     """
     if osp.isfile(name):
         return name
-    config: Optional[str] = released_models().get(name)
-    if config is not None and osp.isfile(config):
-        return config
-    names = ', '.join(sorted(released_models())) or 'none found'
+    models = released_models()
+    if osp.isfile(models.get(name, '')):
+        return models[name]
+    names = ', '.join(sorted(models)) or 'none found'
     raise FileNotFoundError(
         f'Config file not found: {name} (neither a file nor an mmfcclip '
         f'model name; model names: {names}).')
