@@ -97,3 +97,19 @@ def random_panoptic_samples(batch_size, size=64, num_things=2, num_stuff=2,
         inputs.append(img)
         samples.append(sample)
     return inputs, samples
+
+
+def blob_mask_logits(q=12, k=5, h=24, w=32, seed=0):
+    """Class logits and stride-4 mask logits with blob-like masks, so that
+    queries win distinct regions and several segments survive."""
+    g = torch.Generator().manual_seed(seed)
+    mask_cls = torch.randn(q, k + 1, generator=g) * 3
+    ys, xs = torch.meshgrid(torch.arange(h).float(), torch.arange(w).float(),
+                            indexing='ij')
+    centres = torch.rand(q, 2, generator=g) * torch.tensor([h, w])
+    radius = 3 + torch.rand(q, generator=g) * 8
+    dist = ((ys[None] - centres[:, 0, None, None])**2 +
+            (xs[None] - centres[:, 1, None, None])**2).sqrt()
+    mask_pred = (radius[:, None, None] - dist) + torch.randn(
+        q, h, w, generator=g) * 0.5
+    return mask_cls, mask_pred

@@ -63,8 +63,8 @@ def test_benchmark_stages_and_version_comparison(tmp_path):
         str(out)
     ])
     stages = report['stages']
-    assert {'backbone', 'pixel_decoder', 'transformer_decoder', 'panoptic',
-            'instance', 'semantic', 'other'} <= set(stages)
+    assert {'backbone', 'pixel_decoder', 'transformer_decoder',
+            'post_processing', 'other'} <= set(stages)
     total = sum(s['wall_s'] for s in stages.values())
     assert total == pytest.approx(report['forward_s_median'], abs=0.01)
     pred = torch.load(out)

@@ -24,6 +24,7 @@ from mmfcclip.deploy.postprocess import (PostprocessConfig, postprocess,
                                          resize_bilinear)
 
 from _scripts import load_script
+from _tiny import blob_mask_logits
 
 init_default_scope('mmdet')
 
@@ -85,22 +86,6 @@ def _fusion_head(**test_cfg):
              num_stuff_classes=2, test_cfg=cfg)), cfg
 
 
-def _structured_outputs(q=12, k=5, h=24, w=32, seed=0):
-    """Class logits and stride-4 mask logits with blob-like masks, so that
-    queries win distinct regions and several segments survive."""
-    g = torch.Generator().manual_seed(seed)
-    mask_cls = torch.randn(q, k + 1, generator=g) * 3
-    ys, xs = torch.meshgrid(torch.arange(h).float(), torch.arange(w).float(),
-                            indexing='ij')
-    centres = torch.rand(q, 2, generator=g) * torch.tensor([h, w])
-    radius = 3 + torch.rand(q, generator=g) * 8
-    dist = ((ys[None] - centres[:, 0, None, None])**2 +
-            (xs[None] - centres[:, 1, None, None])**2).sqrt()
-    mask_pred = (radius[:, None, None] - dist) + torch.randn(
-        q, h, w, generator=g) * 0.5
-    return mask_cls, mask_pred
-
-
 @pytest.mark.parametrize('case', [
     dict(),  # the defaults: everything on, results at the input size
     dict(img_shape=(85, 120), ori_shape=(170, 240)),  # crop + rescale
@@ -115,7 +100,7 @@ def _structured_outputs(q=12, k=5, h=24, w=32, seed=0):
 def test_numpy_postprocess_equals_fusion_head(case):
     """numpy post-processing of PyTorch outputs == FCCLIPFusionHead."""
     head, cfg = _fusion_head(**case.get('test_cfg', {}))
-    mask_cls, mask_pred4 = _structured_outputs()
+    mask_cls, mask_pred4 = blob_mask_logits()
     pad = (96, 128)  # 4x the stride-4 masks
     img_shape = case.get('img_shape', pad)
     ori_shape = case.get('ori_shape', img_shape)
@@ -168,7 +153,7 @@ def test_numpy_postprocess_equals_fusion_head(case):
 def test_numpy_postprocess_all_void():
     """Nothing detected: void everywhere, no instances, as PyTorch."""
     head, cfg = _fusion_head()
-    mask_cls, mask_pred4 = _structured_outputs()
+    mask_cls, mask_pred4 = blob_mask_logits()
     mask_cls[:, -1] = 50.0  # every query predicts void
     mask_pred = F.interpolate(mask_pred4[None], size=(96, 128),
                               mode='bilinear', align_corners=False)

@@ -1,7 +1,7 @@
 """Forward time and peak memory of an FC-CLIP model (inference).
 
 Builds the config's model with random CLIP weights (``pretrained=None``: the
-timing does not depend on the values), a vocabulary of ``--num-classes``
+timing does not depend on the values; ``--checkpoint`` loads given ones), a vocabulary of ``--num-classes``
 classes (text encoding is timed separately, per prompt), and runs
 ``predict`` on random images.
 
@@ -59,6 +59,9 @@ def parse_args():
                         'backbone and transformer decoder only)')
     parser.add_argument('--compile', action='store_true',
                         help='torch.compile the ConvNeXt stages')
+    parser.add_argument('--checkpoint',
+                        help='load these weights (e.g. converted official '
+                        'ones) instead of random ones')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args()
 
@@ -106,9 +109,17 @@ class StageTimer:
         self.wrap(head.pixel_decoder, 'forward', 'pixel_decoder')
         self.wrap(head, 'predict', 'head')
         self.wrap(model, '_ensemble', 'ensemble')
-        for task in ('panoptic', 'instance', 'semantic'):
-            self.wrap(fusion, f'{task}_postprocess', task)
-        self.wrap(fusion, '_crop_resize', 'crop_resize')
+        if hasattr(fusion, '_infer'):
+            # one pass for all tasks: mask upsampling, sigmoid, panoptic,
+            # instance and semantic inference
+            self.wrap(fusion, '_infer', 'post_processing')
+        else:
+            # versions before the one-pass inference (compare_versions.py
+            # baselines): the masks were upsampled in FCCLIP.predict
+            # ('other') and each task made its own passes
+            for task in ('panoptic', 'instance', 'semantic'):
+                self.wrap(fusion, f'{task}_postprocess', task)
+            self.wrap(fusion, '_crop_resize', 'crop_resize')
 
     def report(self, total: Dict[str, float], repeats: int) -> dict:
         stats = {k: dict(v) for k, v in self.stats.items()}
@@ -172,7 +183,12 @@ def main():
         compiled_cuda_kernel_available
 
     torch.manual_seed(0)
-    model = MODELS.build(cfg.model).to(args.device).eval()
+    model = MODELS.build(cfg.model)
+    if args.checkpoint:
+        from mmengine.runner import load_checkpoint
+        load_checkpoint(model, args.checkpoint, map_location='cpu',
+                        strict=True)
+    model = model.to(args.device).eval()
     if args.compile:
         # OpenCLIPBackbone runs the ConvNeXt stem and stages one by one
         trunk = getattr(model.backbone.clip_model.visual, 'trunk', None)

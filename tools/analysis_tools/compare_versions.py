@@ -81,6 +81,8 @@ def max_differences(a: dict, b: dict) -> dict:
         elif a[key].shape != b[key].shape:
             diffs[key] = f'shapes {tuple(a[key].shape)} vs ' \
                          f'{tuple(b[key].shape)}'
+        elif a[key].numel() == 0:
+            diffs[key] = 'empty in both versions'
         elif a[key].dtype == torch.bool or not a[key].is_floating_point():
             diffs[key] = f'{(a[key] != b[key]).float().mean().item():.2e} ' \
                          f'of elements differ'

@@ -1,5 +1,5 @@
 import math
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -30,12 +30,14 @@ class FCCLIPHead(Mask2FormerHead):
 
     Everything else (masked-attention decoder with the empty-row fix, mask
     MLP, Hungarian matching, point-sampled losses, deep supervision) is
-    mmdet's :class:`Mask2FormerHead`. The class path runs after mmdet's
-    decoder loop, on the predictions that are used: all of them for the
-    losses, the last one in :meth:`predict` (the official code also
-    classifies the 9 intermediate predictions at test time and discards
-    them; the last one is computed by the same operations, so the outputs
-    are bitwise the same). The text classifier depends on the
+    mmdet's :class:`Mask2FormerHead`. The class path runs after the decoder
+    loop (:meth:`_decode`, mmdet's loop), on the predictions that are used:
+    all of them for the losses, the last one in :meth:`predict`, whose
+    intermediate predictions give only their attention masks (the official
+    code also predicts the 9 intermediate masks at full resolution and
+    classifies them at test time, then discards them; the last prediction
+    is computed by the same operations, so the outputs are bitwise the
+    same). The text classifier depends on the
     vocabulary of the batch, so :meth:`forward`, :meth:`loss` and
     :meth:`predict` take it as an argument (as mmseg's SAN passes its
     classifier embeddings down); ``num_things_classes`` and
@@ -61,14 +63,16 @@ class FCCLIPHead(Mask2FormerHead):
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
         self.embed_dims = embed_dims
 
-    def _forward_head(self, decoder_out: Tensor, mask_feature: Tensor,
-                      attn_mask_target_size: Tuple[int, int]) -> Tuple:
+    def _forward_head(self,
+                      decoder_out: Tensor,
+                      mask_feature: Tensor,
+                      attn_mask_target_size: Tuple[int, int],
+                      full_mask: bool = True) -> Tuple:
         """Predict the masks of the queries and the next attention mask.
 
-        mmdet's decoder loop (:meth:`Mask2FormerHead.forward`) calls this
-        after every layer and collects its first output where Mask2Former
-        has class logits: here the inputs of the class path
-        (:meth:`_class_embed`), which :meth:`forward` runs only on the
+        Called after every decoder layer (:meth:`_decode`); its first output
+        is where Mask2Former has class logits: here the inputs of the class
+        path (:meth:`_class_embed`), which :meth:`forward` runs only on the
         predictions it needs.
 
         Args:
@@ -76,27 +80,120 @@ class FCCLIPHead(Mask2FormerHead):
             mask_feature (Tensor): Shape (batch_size, c, h, w).
             attn_mask_target_size (tuple[int, int]): Target attention mask
                 size.
+            full_mask (bool): Whether the mask logits at the mask-feature
+                resolution are wanted. When not (intermediate predictions
+                at inference), only the pixels that the attention mask's
+                interpolation reads are predicted; the attention mask is
+                bitwise the same (tested).
 
         Returns:
             tuple: ``(normalised decoder_out (B, Q, c), mask_feature)``,
-            ``mask_pred`` (B, Q, h, w) and ``attn_mask``
-            (B * num_heads, Q, h' * w').
+            ``mask_pred`` (B, Q, h, w) or None, and ``attn_mask``
+            (B * num_heads, Q, h' * w'), or (Q, h' * w') when B is 1.
         """
         decoder_out = self.transformer_decoder.post_norm(decoder_out)
         mask_embed = self.mask_embed(decoder_out)
-        mask_pred = torch.einsum('bqc,bchw->bqhw', mask_embed, mask_feature)
+        mask_pred = None
+        tracing = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+        # (not in a trace: the pixels would be fixed to the traced size)
+        sampled = None if full_mask or tracing else _bilinear_taps(
+            mask_feature.shape[-2:], attn_mask_target_size,
+            mask_feature.device)
+        if sampled is None:
+            mask_pred = torch.einsum('bqc,bchw->bqhw', mask_embed,
+                                     mask_feature)
+            attn_mask = mask_pred
+        else:
+            # Bilinear downsampling by an even integer factor s reads, per
+            # output pixel, the two middle rows and columns of its s x s
+            # cell with weights 1/2: predict those pixels only (a 2x
+            # smaller grid, which the same interpolation halves with the
+            # same weights). 1/16 and 1/4 of the einsum for the 1/32 and
+            # 1/16 levels.
+            rows, cols = sampled
+            attn_mask = torch.einsum(
+                'bqc,bchw->bqhw', mask_embed,
+                mask_feature.index_select(2, rows).index_select(3, cols))
         # Masked attention blocks where sigmoid < 0.5. Thresholded before
         # the repeat over heads (as the official code does): the same mask,
         # a num_heads times smaller sigmoid.
         attn_mask = F.interpolate(
-            mask_pred,
+            attn_mask,
             attn_mask_target_size,
             mode='bilinear',
             align_corners=False)
         attn_mask = (attn_mask.flatten(2).sigmoid() < 0.5).detach()
+        if attn_mask.shape[0] == 1 and not tracing:
+            # One image: a 2-d mask, which nn.MultiheadAttention applies to
+            # every head, instead of num_heads copies of it. The same
+            # attention, bitwise (tested); mmdet's empty-row fix and the
+            # bool-to-float conversion then work on 1 / num_heads of the
+            # elements (0.1 s per 80 x 80 layer at 640 x 640 input on a
+            # 2-core CPU, docs/benchmarks.md). Not in a trace: an exported
+            # graph must take any batch size.
+            return (decoder_out, mask_feature), mask_pred, attn_mask[0]
         attn_mask = attn_mask.unsqueeze(1).repeat(
             (1, self.num_heads, 1, 1)).flatten(0, 1)
         return (decoder_out, mask_feature), mask_pred, attn_mask
+
+    def _decode(self, x: List[Tensor],
+                last_only: bool) -> Tuple[List[tuple], List[Tensor]]:
+        """mmdet's Mask2Former decoder loop
+        (:meth:`Mask2FormerHead.forward`), which predicts the masks at
+        full resolution after every layer; with ``last_only`` the
+        intermediate predictions give only their attention masks.
+
+        Returns:
+            tuple[list, list[Tensor]]: Per kept prediction, the class-path
+            inputs and the mask logits (B, Q, h, w).
+        """
+        batch_size = x[0].shape[0]
+        mask_features, memories = self.pixel_decoder(x)
+        num_levels = self.num_transformer_feat_level
+        keys, key_pos = [], []
+        for i in range(num_levels):
+            key = self.decoder_input_projs[i](memories[i]).flatten(2)
+            keys.append(key.permute(0, 2, 1) +
+                        self.level_embed.weight[i].view(1, 1, -1))
+            no_padding = key.new_zeros(
+                (batch_size, ) + memories[i].shape[-2:], dtype=torch.bool)
+            key_pos.append(
+                self.decoder_positional_encoding(no_padding).flatten(
+                    2).permute(0, 2, 1))
+        query = self.query_feat.weight.unsqueeze(0).repeat(
+            (batch_size, 1, 1))
+        query_pos = self.query_embed.weight.unsqueeze(0).repeat(
+            (batch_size, 1, 1))
+        num_layers = self.num_transformer_decoder_layers
+        class_inputs, mask_preds = [], []
+        prediction = self._forward_head(
+            query, mask_features, memories[0].shape[-2:],
+            full_mask=not last_only or num_layers == 0)
+        for i in range(num_layers):
+            if not last_only:
+                class_inputs.append(prediction[0])
+                mask_preds.append(prediction[1])
+            attn_mask = prediction[2]
+            level = i % num_levels
+            # a query that would attend nowhere attends everywhere
+            # (mmdet / Mask2Former's empty-row fix)
+            attn_mask = attn_mask & (attn_mask.sum(-1) !=
+                                     attn_mask.shape[-1]).unsqueeze(-1)
+            query = self.transformer_decoder.layers[i](
+                query=query,
+                key=keys[level],
+                value=keys[level],
+                query_pos=query_pos,
+                key_pos=key_pos[level],
+                cross_attn_mask=attn_mask,
+                query_key_padding_mask=None,
+                key_padding_mask=None)
+            prediction = self._forward_head(
+                query, mask_features, memories[(i + 1) % num_levels].shape[-2:],
+                full_mask=not last_only or i == num_layers - 1)
+        class_inputs.append(prediction[0])
+        mask_preds.append(prediction[1])
+        return class_inputs, mask_preds
 
     def _class_embed(self, class_input: Tuple[Tensor, Tensor],
                      mask_pred: Tensor) -> Tensor:
@@ -140,9 +237,7 @@ class FCCLIPHead(Mask2FormerHead):
             raise ValueError(
                 f'Text classifier has {classifier.weight.shape[-1]} dims, the '
                 f'head embeds into {self.embed_dims} (embed_dims).')
-        class_inputs, all_masks = super().forward(x, batch_data_samples)
-        if last_only:
-            class_inputs, all_masks = class_inputs[-1:], all_masks[-1:]
+        class_inputs, all_masks = self._decode(x, last_only)
         all_cls = [
             get_classification_logits(
                 self._class_embed(class_input, mask_pred), classifier,
@@ -230,3 +325,20 @@ class FCCLIPHead(Mask2FormerHead):
         all_cls, all_masks = self(
             x, batch_data_samples, classifier, last_only=True)
         return all_cls[-1], all_masks[-1]
+
+
+def _bilinear_taps(size: Tuple[int, int], target: Tuple[int, int],
+                   device: torch.device) -> Optional[Tuple[Tensor, Tensor]]:
+    """Rows and columns that bilinear downsampling from ``size`` to
+    ``target`` (``align_corners=False``) reads, when the factors are even
+    integers above 2: for output pixel i at factor s, source pixels
+    ``s * i + s / 2 - 1`` and ``s * i + s / 2``, each with weight 1/2.
+    None otherwise (every pixel is read, or the weights differ)."""
+    taps = []
+    for n, m in zip(size, target):
+        if m <= 0 or n % m or (n // m) % 2 or n // m <= 2:
+            return None
+        s = n // m
+        first = torch.arange(m, device=device) * s + s // 2 - 1
+        taps.append(torch.stack([first, first + 1], 1).flatten())
+    return taps[0], taps[1]

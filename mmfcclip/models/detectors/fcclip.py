@@ -324,10 +324,10 @@ class FCCLIP(Mask2Former):
         if self.ensemble.enabled:
             mask_cls = self._ensemble(feats, mask_cls, mask_pred, classifier,
                                       vocab)
-        pad_h, pad_w = batch_data_samples[0].metainfo['batch_input_shape']
-        mask_pred = F.interpolate(
-            mask_pred, size=(pad_h, pad_w), mode='bilinear',
-            align_corners=False)
+        # The stride-4 masks go to the fusion head, which upsamples them to
+        # the padded input size (as mmdet's MaskFormer.predict does here) a
+        # block of queries at a time, so the (Q, H, W) maps of all queries
+        # are never built at once.
         results = self.panoptic_fusion_head.predict(
             mask_cls,
             mask_pred,

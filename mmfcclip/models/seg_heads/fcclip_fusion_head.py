@@ -1,17 +1,22 @@
 import contextlib
-from typing import Iterator, List, Optional
+from typing import Callable, Iterator, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from mmdet.models.seg_heads.panoptic_fusion_heads import MaskFormerFusionHead
 from mmdet.registry import MODELS
 from mmdet.structures import SampleList
-from mmdet.structures.mask import mask2bbox
 from mmengine.structures import InstanceData, PixelData
 from torch import Tensor
 
 from ..utils import chunked_argmax
-from .panoptic_segments import panoptic_inference
+from .instance_segments import InstanceAccumulator
+from .panoptic_segments import PanopticAccumulator, panoptic_inference
+
+# Largest block of per-query full-resolution maps that inference holds at a
+# time: below glibc's largest mmap threshold (32 MiB), so the blocks are
+# reused from the heap instead of being mapped and faulted in every time.
+_BLOCK_BYTES = 16 * 2**20
 
 
 @MODELS.register_module()
@@ -167,37 +172,27 @@ class FCCLIPFusionHead(MaskFormerFusionHead):
         Returns:
             InstanceData: ``masks``, ``scores``, ``labels``, ``bboxes``.
         """
-        max_per_image = self.test_cfg.get('max_per_image', 100)
-        things_only = self.test_cfg.get('panoptic_on', True)
-        num_classes = self.num_classes
-        scores = F.softmax(mask_cls, dim=-1)[:, :-1]
-        k = min(max_per_image, scores.numel())
-        top_scores, top_indices = scores.flatten().topk(k, sorted=False)
-        labels = top_indices % num_classes
-        query_indices = top_indices // num_classes
-        if things_only:
-            is_thing = labels < self.num_things_classes
-            top_scores, labels = top_scores[is_thing], labels[is_thing]
-            query_indices = query_indices[is_thing]
-        binary = mask_pred[query_indices] > 0
-        # mean sigmoid inside each mask, 16 masks at a time (the float
-        # temporaries of all 100 masks are 0.5 GB at 640 x 640)
-        mask_scores = []
-        for start in range(0, len(query_indices), 16):
-            index = query_indices[start:start + 16]
-            probs = mask_pred[index].sigmoid() if mask_prob is None else \
-                mask_prob[index]
-            inside = binary[start:start + 16].float()
-            mask_scores.append((probs * inside).flatten(1).sum(1) /
-                               (inside.flatten(1).sum(1) + 1e-6))
-        mask_scores = torch.cat(mask_scores) if mask_scores else \
-            mask_pred.new_zeros(0)
-        results = InstanceData()
-        results.masks = binary
-        results.bboxes = mask2bbox(binary)
-        results.labels = labels
-        results.scores = top_scores * mask_scores
-        return results
+        accumulator = self._instance_accumulator(mask_cls,
+                                                 mask_pred.shape[-2:])
+        for queries in accumulator.wanted().split(
+                self._block_queries(mask_pred.shape[-2:])):
+            logits = mask_pred[queries]
+            probs = logits.sigmoid() if mask_prob is None else \
+                mask_prob[queries]
+            accumulator.update(queries, logits, probs)
+        return accumulator.result()
+
+    def _instance_accumulator(self, mask_cls: Tensor,
+                              size: Tuple[int, int]) -> InstanceAccumulator:
+        return InstanceAccumulator(
+            mask_cls, self.num_things_classes,
+            self.test_cfg.get('max_per_image', 100),
+            self.test_cfg.get('panoptic_on', True), size)
+
+    @staticmethod
+    def _block_queries(size: Tuple[int, int]) -> int:
+        """Queries per block of (H, W) float maps (:data:`_BLOCK_BYTES`)."""
+        return max(1, _BLOCK_BYTES // (4 * size[0] * size[1]))
 
     def predict(self,
                 mask_cls_results: Tensor,
@@ -212,8 +207,12 @@ class FCCLIPFusionHead(MaskFormerFusionHead):
         Args:
             mask_cls_results (Tensor): Class log-probabilities
                 (B, Q, K + 1).
-            mask_pred_results (Tensor): Mask logits at the padded input size
-                (B, Q, H, W).
+            mask_pred_results (Tensor): Mask logits (B, Q, h, w) at the
+                padded input size ``batch_input_shape`` or below it (FC-CLIP:
+                stride 4); smaller ones are upsampled here, bilinearly as
+                mmdet's ``MaskFormer.predict`` does before its fusion head,
+                a block of queries at a time (without ``batch_input_shape``
+                in the metainfo, they are taken to be at the padded size).
             batch_data_samples (list[DetDataSample]): Samples with
                 ``img_shape`` and ``ori_shape``.
             rescale (bool): Return results at the original image size.
@@ -244,38 +243,108 @@ class FCCLIPFusionHead(MaskFormerFusionHead):
                                                mask_pred_results,
                                                batch_data_samples):
             meta = sample.metainfo
-            img_h, img_w = meta['img_shape'][:2]
-            out_size = meta['ori_shape'][:2] if rescale else (img_h, img_w)
-            result = dict()
+            # (masks given at the padded size, as mmdet's fusion heads take
+            # them, need no batch_input_shape)
+            pad_size = tuple(meta.get('batch_input_shape',
+                                      mask_pred.shape[-2:]))
+            img_size = tuple(meta['img_shape'][:2])
+            out_size = tuple(meta['ori_shape'][:2]) if rescale else img_size
             if not before:
                 # Semantic-only configs: infer at the input resolution and
                 # resize the score map (official FCCLIP.forward,
                 # sem_seg_postprocess_before_inference False).
                 # Chunked over classes (zero-shot memory fix); the same
                 # labels as semantic_scores -> _crop_resize -> argmax.
-                result['sem_results'] = self._semantic_argmax(
+                mask_pred = self._upsample(mask_pred, pad_size)
+                results.append(dict(sem_results=self._semantic_argmax(
                     mask_cls, mask_pred, lambda scores: self._crop_resize(
-                        scores, (img_h, img_w), out_size))
-                results.append(result)
+                        scores, img_size, out_size))))
                 continue
-            mask_pred = self._crop_resize(mask_pred, (img_h, img_w),
-                                          out_size)
-            # One sigmoid of the (Q, H, W) masks serves all enabled tasks
-            # (each computed its own before: 3 passes over ~0.4 GB at
-            # 640 x 640); the same values, so the same results.
-            mask_prob = mask_pred.sigmoid() if (
-                panoptic_on + instance_on + semantic_on > 1) else None
-            if panoptic_on:
-                result['pan_results'] = self.panoptic_postprocess(
-                    mask_cls, mask_pred, mask_prob)
-            if instance_on:
-                result['ins_results'] = self.instance_postprocess(
-                    mask_cls, mask_pred, mask_prob)
-            if semantic_on:
-                result['sem_results'] = self.semantic_postprocess(
-                    mask_cls, mask_pred, mask_prob)
-            results.append(result)
+
+            def masks(queries: Tensor, mask_pred=mask_pred) -> Tensor:
+                # the queries' masks at the output size: upsampled to the
+                # padded input, cropped, resized (each query on its own, so
+                # a block gives the values of the whole batch)
+                return self._crop_resize(
+                    self._upsample(mask_pred[queries], pad_size), img_size,
+                    out_size)
+
+            results.append(
+                self._infer(mask_cls, masks, mask_pred.shape[0], out_size,
+                            panoptic_on, instance_on, semantic_on))
         return results
+
+    def _infer(self, mask_cls: Tensor, masks: Callable[[Tensor], Tensor],
+               num_queries: int, size: Tuple[int, int], panoptic_on: bool,
+               instance_on: bool, semantic_on: bool) -> dict:
+        """Panoptic, instance and semantic inference of one image in one
+        pass over its queries' full-resolution masks.
+
+        The masks are made (``masks(queries)``: upsampled mask logits) and
+        passed through the sigmoid a block of :data:`_BLOCK_BYTES` at a
+        time, and each block is reduced by every enabled task while it is in
+        cache: :class:`PanopticAccumulator` (running argmax and counts) and
+        :class:`InstanceAccumulator` (the chosen queries' masks). Only
+        semantic inference needs every query's probabilities at once (one
+        sum over the queries); they are kept when it is on. Before, the
+        (Q, H, W) logits and probabilities of all queries were built first
+        (2 x 410 MB at 640 x 640, faulted in on every forward) and each task
+        made its own passes over them. The results are those of the
+        per-task methods (:meth:`panoptic_postprocess`,
+        :meth:`instance_postprocess`, :meth:`semantic_postprocess`; tested).
+
+        Args:
+            mask_cls (Tensor): Class logits (Q, K + 1).
+            masks (Callable[[Tensor], Tensor]): Query indices (n, ) -> their
+                mask logits at the output size (n, H, W).
+            num_queries (int): Q.
+            size (tuple[int, int]): (H, W), the output size.
+            panoptic_on, instance_on, semantic_on (bool): The tasks.
+
+        Returns:
+            dict: ``pan_results``, ``ins_results``, ``sem_results`` of the
+            enabled tasks.
+        """
+        panoptic = PanopticAccumulator(
+            mask_cls, self.num_things_classes, self.num_classes,
+            self.test_cfg, size) if panoptic_on else None
+        instance = self._instance_accumulator(mask_cls, size) \
+            if instance_on else None
+        all_probs = mask_cls.new_empty((num_queries, *size)) \
+            if semantic_on else None
+        queries = torch.arange(num_queries, device=mask_cls.device)
+        if panoptic is None and all_probs is None and instance is not None:
+            queries = instance.wanted()
+        for block in queries.split(self._block_queries(size)):
+            logits = masks(block)
+            if all_probs is None:
+                probs = logits.sigmoid()
+            else:
+                # (block is a range of queries here)
+                probs = torch.sigmoid(
+                    logits, out=all_probs[int(block[0]):int(block[-1]) + 1])
+            if panoptic is not None:
+                panoptic.update(block, probs)
+            if instance is not None:
+                instance.update(block, logits, probs)
+        result = dict()
+        if panoptic is not None:
+            result['pan_results'] = panoptic.result()
+        if instance is not None:
+            result['ins_results'] = instance.result()
+        if semantic_on:
+            result['sem_results'] = self._semantic_argmax(
+                mask_cls, None, mask_prob=all_probs)
+        return result
+
+    @staticmethod
+    def _upsample(masks: Tensor, size: Tuple[int, int]) -> Tensor:
+        """(n, h, w) mask logits -> (n, *size), bilinearly (mmdet's
+        ``MaskFormer.predict``); unchanged when already that size."""
+        if tuple(masks.shape[-2:]) == tuple(size):
+            return masks
+        return F.interpolate(
+            masks[None], size=size, mode='bilinear', align_corners=False)[0]
 
     @staticmethod
     def _crop_resize(x: Tensor, img_size, out_size) -> Tensor:

@@ -18,8 +18,14 @@ identical whenever the vocabulary has fewer than ``INSTANCE_OFFSET``
 classes, which ``tests/test_inference.py`` checks), with an instance offset
 that grows with the vocabulary (:func:`instance_offset_for`) and the
 segments listed in the result's metainfo.
+
+:class:`PanopticAccumulator` takes the queries' mask probabilities a block
+of queries at a time (the per-pixel quantities are running reductions), so
+that :class:`~.FCCLIPFusionHead` never holds the (Q, H, W) maps of all
+queries at once: it upsamples, thresholds and reduces a few queries' maps
+while they are in cache.
 """
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -27,9 +33,9 @@ from mmdet.evaluation.functional import INSTANCE_OFFSET
 from mmengine.structures import PixelData
 from torch import Tensor
 
-from ..utils import chunked_argmax
+from ..utils import RunningArgmax
 
-__all__ = ['instance_offset_for', 'panoptic_inference']
+__all__ = ['instance_offset_for', 'panoptic_inference', 'PanopticAccumulator']
 
 
 def instance_offset_for(num_classes: int) -> int:
@@ -52,12 +58,143 @@ def instance_offset_for(num_classes: int) -> int:
     return offset
 
 
-def _count_at_least(masks: Tensor, threshold: float,
-                    chunk: int = 32) -> Tensor:
-    """Pixels >= ``threshold`` per mask (N, H, W) -> (N, ), counted a few
-    masks at a time so the boolean temporary stays small."""
-    return torch.cat([(masks[i:i + chunk] >= threshold).flatten(1).sum(1)
-                      for i in range(0, masks.shape[0], chunk)])
+class PanopticAccumulator:
+    """mmdet's panoptic post-processing of one image, fed the mask
+    probabilities of the queries one block at a time.
+
+    mmdet's loop compares the full map with every kept query (250 of them
+    with FC-CLIP's ``object_mask_thr=0``): four full-size passes per query.
+    Its per-query quantities are pixel counts over one argmax map, so one
+    pass gives them all (``bincount``) and the loop runs on scalars; the
+    queries' regions are disjoint (one argmax), so painting them at once
+    equals painting in turn. The argmax of ``score_q * sigmoid(mask_q)``, the
+    probability of each pixel's winning query (the ``filter_low_score``
+    test) and each query's pixels with probability >= 0.5 are running
+    reductions, so :meth:`update` takes a block of queries at a time and
+    the result is the same (integer counts and an argmax with first-index
+    ties) whatever the blocks.
+
+    Args:
+        mask_cls (Tensor): Class logits (Q, K + 1), void last.
+        num_things_classes (int): Labels ``[0, num_things_classes)`` are
+            things.
+        num_classes (int): K, the vocabulary size; label K is void.
+        test_cfg (dict): ``object_mask_thr`` (0.8), ``iou_thr`` (0.8) and
+            ``filter_low_score`` (False), mmdet's keys and defaults.
+        size (tuple[int, int]): (H, W) of the masks.
+    """
+
+    def __init__(self, mask_cls: Tensor, num_things_classes: int,
+                 num_classes: int, test_cfg: dict,
+                 size: Tuple[int, int]) -> None:
+        self.num_things_classes = num_things_classes
+        self.num_classes = num_classes
+        self.iou_thr = test_cfg.get('iou_thr', 0.8)
+        self.filter_low_score = test_cfg.get('filter_low_score', False)
+        self.size = tuple(size)
+        scores, labels = F.softmax(mask_cls, dim=-1).max(-1)
+        self.keep = labels.ne(num_classes) & (
+            scores > test_cfg.get('object_mask_thr', 0.8))
+        self.cur_scores = scores[self.keep]
+        self.cur_classes = labels[self.keep]
+        # query -> its position among the kept queries
+        self.rank = self.keep.long().cumsum(0) - 1
+        self.original_areas = torch.zeros_like(self.rank[self.keep])
+        self.argmax = RunningArgmax()
+        self.own_prob: Optional[Tensor] = None
+
+    def update(self, queries: Tensor, probs: Tensor) -> None:
+        """Take the mask probabilities of some queries.
+
+        Args:
+            queries (Tensor): Query indices (n, ), increasing from block to
+                block.
+            probs (Tensor): Their ``sigmoid`` masks (n, H, W).
+        """
+        keep = self.keep[queries]
+        if not bool(keep.all()):
+            if not bool(keep.any()):
+                return
+            queries, probs = queries[keep], probs[keep]
+        rank = self.rank[queries]
+        self.original_areas[rank] = (probs >= 0.5).flatten(1).sum(1)
+        local, better = self.argmax.update(
+            self.cur_scores[rank].view(-1, 1, 1) * probs, rows=rank)
+        own = probs.gather(0, local[None])[0]
+        self.own_prob = own if better is None else torch.where(
+            better, own, self.own_prob)
+
+    def result(self) -> PixelData:
+        """The panoptic map and its segments (see
+        :func:`panoptic_inference`)."""
+        num_classes = self.num_classes
+        offset = instance_offset_for(num_classes)
+        h, w = self.size
+        device = self.keep.device
+        panoptic_seg = torch.full((h, w), num_classes, dtype=torch.int32,
+                                  device=device)
+        segments: Dict[int, dict] = {}
+        n = self.cur_classes.shape[0]
+        if n > 0:
+            if self.argmax.index is None:
+                raise RuntimeError('PanopticAccumulator.result() before the '
+                                   'masks of the kept queries were given.')
+            flat_ids = self.argmax.index.flatten()
+            mask_areas = torch.bincount(flat_ids, minlength=n)
+            # a pixel's own query's mask >= 0.5 (the filter_low_score test)
+            own_high = self.own_prob.flatten() >= 0.5
+            if self.filter_low_score:
+                areas = torch.bincount(flat_ids[own_high], minlength=n)
+            else:
+                areas = mask_areas
+            seg_ids = [None] * n
+            scores_list = self.cur_scores.tolist()
+            instance_id = 1
+            for k, (pred_class, mask_area, original_area, area) in enumerate(
+                    zip(self.cur_classes.tolist(), mask_areas.tolist(),
+                        self.original_areas.tolist(), areas.tolist())):
+                if mask_area == 0 or original_area == 0:
+                    continue
+                if mask_area / original_area < self.iou_thr:
+                    continue
+                isthing = pred_class < self.num_things_classes
+                if not isthing:
+                    # stuff regions of one class are merged (instance id 0)
+                    seg_id = pred_class
+                else:
+                    seg_id = pred_class + instance_id * offset
+                    # mmdet counts a thing whose filtered mask is empty too;
+                    # kept so that instance ids match mmdet's.
+                    instance_id += 1
+                seg_ids[k] = seg_id
+                if area == 0:
+                    continue
+                score = scores_list[k]
+                info = segments.get(seg_id)
+                if info is None:
+                    segments[seg_id] = dict(id=seg_id, label=pred_class,
+                                            isthing=isthing, score=score,
+                                            area=area)
+                else:
+                    info['score'] = max(info['score'], score)
+                    info['area'] += area
+            painted = [k for k in range(n) if seg_ids[k] is not None]
+            if painted:
+                # query -> segment id (void for queries not painted)
+                table = torch.full((n, ), num_classes, dtype=torch.int32,
+                                   device=device)
+                table[painted] = torch.tensor(
+                    [seg_ids[k] for k in painted], dtype=torch.int32,
+                    device=device)
+                paint = table[flat_ids]
+                if self.filter_low_score:
+                    paint = torch.where(own_high, paint, num_classes)
+                panoptic_seg = paint.view(h, w).to(torch.int32)
+        segments_info: List[dict] = list(segments.values())
+        return PixelData(
+            sem_seg=panoptic_seg[None],
+            metainfo=dict(instance_offset=offset,
+                          segments_info=segments_info))
 
 
 @torch.no_grad()
@@ -66,7 +203,8 @@ def panoptic_inference(mask_cls: Tensor,
                        num_things_classes: int,
                        num_classes: int,
                        test_cfg: dict,
-                       mask_prob: Optional[Tensor] = None) -> PixelData:
+                       mask_prob: Optional[Tensor] = None,
+                       block_bytes: int = 16 * 2**20) -> PixelData:
     """mmdet's panoptic post-processing of one image, with segment info.
 
     Args:
@@ -78,7 +216,9 @@ def panoptic_inference(mask_cls: Tensor,
         test_cfg (dict): ``object_mask_thr`` (0.8), ``iou_thr`` (0.8) and
             ``filter_low_score`` (False), mmdet's keys and defaults.
         mask_prob (Tensor, optional): ``mask_pred.sigmoid()`` when the
-            caller has it already (shared by the tasks of one image).
+            caller has it already.
+        block_bytes (int): Queries are reduced a block of at most this many
+            bytes of masks at a time.
 
     Returns:
         PixelData: ``sem_seg`` (1, H, W) int32 with ``label`` for stuff,
@@ -90,93 +230,12 @@ def panoptic_inference(mask_cls: Tensor,
         for a stuff class painted by several queries, the highest) and
         ``area`` (pixels).
     """
-    object_mask_thr = test_cfg.get('object_mask_thr', 0.8)
-    iou_thr = test_cfg.get('iou_thr', 0.8)
-    filter_low_score = test_cfg.get('filter_low_score', False)
-    offset = instance_offset_for(num_classes)
-
-    scores, labels = F.softmax(mask_cls, dim=-1).max(-1)
-    if mask_prob is None:
-        mask_prob = mask_pred.sigmoid()
-    keep = labels.ne(num_classes) & (scores > object_mask_thr)
-    cur_scores = scores[keep]
-    cur_classes = labels[keep]
-    # FC-CLIP keeps every non-void query: skip the (Q, H, W) copy then
-    cur_masks = mask_prob if bool(keep.all()) else mask_prob[keep]
-
-    h, w = cur_masks.shape[-2:]
-    panoptic_seg = torch.full((h, w),
-                              num_classes,
-                              dtype=torch.int32,
-                              device=cur_masks.device)
-    segments: Dict[int, dict] = {}
-    n = cur_classes.shape[0]
-    if n > 0:
-        # mmdet's loop compares the whole (H, W) map with every kept query
-        # (250 of them with FC-CLIP's object_mask_thr=0): four full-size
-        # passes per query. Its per-query quantities are counts over the
-        # argmax map, so one pass each gives them all (bincount), and the
-        # loop below runs on scalars. The queries' regions are disjoint
-        # (one argmax), so painting them at once equals painting in turn.
-        # argmax_q score_q * mask_q, a few queries at a time: the same
-        # indices without the (Q, H, W) product (faster on CPU too)
-        cur_mask_ids = chunked_argmax(
-            lambda a, b: cur_scores[a:b].view(-1, 1, 1) * cur_masks[a:b], n,
-            32)
-        flat_ids = cur_mask_ids.flatten()
-        mask_areas = torch.bincount(flat_ids, minlength=n)
-        original_areas = _count_at_least(cur_masks, 0.5)
-        # a pixel's own query's mask >= 0.5 (the filter_low_score test)
-        own_high = cur_masks.flatten(1).gather(
-            0, flat_ids[None])[0] >= 0.5
-        if filter_low_score:
-            areas = torch.bincount(flat_ids[own_high], minlength=n)
-        else:
-            areas = mask_areas
-        seg_ids = [None] * n
-        scores_list = cur_scores.tolist()
-        instance_id = 1
-        for k, (pred_class, mask_area, original_area, area) in enumerate(
-                zip(cur_classes.tolist(), mask_areas.tolist(),
-                    original_areas.tolist(), areas.tolist())):
-            if mask_area == 0 or original_area == 0:
-                continue
-            if mask_area / original_area < iou_thr:
-                continue
-            isthing = pred_class < num_things_classes
-            if not isthing:
-                # stuff regions of one class are merged (instance id 0)
-                seg_id = pred_class
-            else:
-                seg_id = pred_class + instance_id * offset
-                # mmdet counts a thing whose filtered mask is empty too;
-                # kept so that instance ids match mmdet's.
-                instance_id += 1
-            seg_ids[k] = seg_id
-            if area == 0:
-                continue
-            score = scores_list[k]
-            info = segments.get(seg_id)
-            if info is None:
-                segments[seg_id] = dict(id=seg_id, label=pred_class,
-                                        isthing=isthing, score=score,
-                                        area=area)
-            else:
-                info['score'] = max(info['score'], score)
-                info['area'] += area
-        painted = [k for k in range(n) if seg_ids[k] is not None]
-        if painted:
-            # query -> segment id (void for queries not painted)
-            table = torch.full((n, ), num_classes, dtype=torch.int32,
-                               device=cur_masks.device)
-            table[painted] = torch.tensor([seg_ids[k] for k in painted],
-                                          dtype=torch.int32,
-                                          device=cur_masks.device)
-            paint = table[flat_ids]
-            if filter_low_score:
-                paint = torch.where(own_high, paint, num_classes)
-            panoptic_seg = paint.view(h, w).to(torch.int32)
-    segments_info: List[dict] = list(segments.values())
-    return PixelData(
-        sem_seg=panoptic_seg[None],
-        metainfo=dict(instance_offset=offset, segments_info=segments_info))
+    num_queries, h, w = mask_pred.shape
+    accumulator = PanopticAccumulator(mask_cls, num_things_classes,
+                                      num_classes, test_cfg, (h, w))
+    queries = torch.arange(num_queries, device=mask_pred.device)
+    for block in queries.split(max(1, block_bytes // (4 * h * w))):
+        probs = mask_pred[block].sigmoid() if mask_prob is None else \
+            mask_prob[block]
+        accumulator.update(block, probs)
+    return accumulator.result()

@@ -1,4 +1,4 @@
-from .chunked_argmax import chunked_argmax
+from .chunked_argmax import RunningArgmax, chunked_argmax
 from .classification import (TextClassifier, get_classification_logits,
                              synonym_index)
 from .lru_cache import LRUCache
@@ -9,7 +9,7 @@ from .vocabulary import (VILD_TEMPLATES, OpenVocabulary, load_prompt_names,
 from .vocabulary_resolver import VocabularyResolver
 
 __all__ = [
-    'chunked_argmax', 'TextClassifier', 'get_classification_logits', 'synonym_index',
+    'RunningArgmax', 'chunked_argmax', 'TextClassifier', 'get_classification_logits', 'synonym_index',
     'LRUCache', 'mask_pool', 'encode_text_trimmed', 'VILD_TEMPLATES', 'OpenVocabulary',
     'load_prompt_names', 'split_synonyms', 'VocabularyResolver'
 ]
