@@ -254,3 +254,48 @@ def test_one_pass_inference_equals_the_task_by_task_results(
                                        atol=0)
             assert ins.masks.shape[-2:] == tuple(ori_shape)
         assert len(labels) >= 3
+
+
+def test_output_only_attention():
+    """Without autograd: the attention output of nn.MultiheadAttention
+    within float rounding, no weights; with autograd: bitwise the same
+    (weights included); same state dict."""
+    import torch.nn as nn
+
+    from mmfcclip.models.layers import OutputOnlyMultiheadAttention
+    g = torch.Generator().manual_seed(0)
+    ref = nn.MultiheadAttention(32, 4, batch_first=True).eval()
+    for p in ref.parameters():
+        p.data = torch.randn(p.shape, generator=g) * 0.3
+    attn = OutputOnlyMultiheadAttention.from_module(ref)
+    assert attn.state_dict().keys() == ref.state_dict().keys()
+    assert all(torch.equal(a, b) for a, b in zip(
+        attn.state_dict().values(), ref.state_dict().values()))
+    q = torch.randn(1, 10, 32, generator=g)
+    kv = torch.randn(1, 60, 32, generator=g)
+    mask = torch.rand(10, 60, generator=g) < 0.7  # True: blocked
+    mask[3] = False
+    for m in (mask, mask[None].repeat(4, 1, 1)):
+        expected, weights = ref(q, kv, kv, attn_mask=m)
+        assert weights is not None
+        with torch.no_grad():
+            out, none = attn(q, kv, kv, attn_mask=m)
+        assert none is None
+        assert (out - expected).abs().max() <= 1e-5 * expected.abs().max()
+        out, weights_too = attn(q, kv, kv, attn_mask=m)
+        assert torch.equal(out, expected)
+        assert torch.equal(weights_too, weights)
+
+
+def test_output_only_attention_draws_no_random_numbers():
+    """The swap in FCCLIPHead leaves the global random stream as it was, so
+    seeded models get the same random weights as before it."""
+    import torch.nn as nn
+
+    from mmfcclip.models.layers import OutputOnlyMultiheadAttention
+    module = nn.MultiheadAttention(16, 2, batch_first=True)
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    OutputOnlyMultiheadAttention.from_module(module)
+    assert torch.equal(torch.rand(3), expected)

@@ -343,7 +343,7 @@ def test_export_equals_pytorch(exported):
         pan = runner(image)['panoptic']
         assert (pan == samples[0].pred_panoptic_seg.sem_seg[0].numpy()
                 ).mean() >= 0.999
-    assert min(segments) >= 3, segments
+    assert min(segments) >= 2, segments  # more than one segment
 
 
 @needs_ort

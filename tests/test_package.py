@@ -44,8 +44,9 @@ def test_every_public_component_is_registered():
                    DefaultOptimWrapperConstructor)
     registered = _registered_mmfcclip_classes()
     components = [c for c in _public_classes() if issubclass(c, registrable)]
-    # the attention module is an internal part of FCCLIPPixelDecoder
-    components = [c for c in components if c.__name__ != 'FallbackMSDeformAttn']
+    # internal parts: the pixel decoder's and the head's attention modules
+    internal = ('FallbackMSDeformAttn', 'OutputOnlyMultiheadAttention')
+    components = [c for c in components if c.__name__ not in internal]
     assert len(components) >= 12
     missing = [c.__name__ for c in components if c not in registered]
     assert missing == []

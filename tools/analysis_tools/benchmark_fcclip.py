@@ -1,9 +1,9 @@
 """Forward time and peak memory of an FC-CLIP model (inference).
 
 Builds the config's model with random CLIP weights (``pretrained=None``: the
-timing does not depend on the values; ``--checkpoint`` loads given ones), a vocabulary of ``--num-classes``
-classes (text encoding is timed separately, per prompt), and runs
-``predict`` on random images.
+timing does not depend on the values; ``--checkpoint`` loads given ones), a
+vocabulary of ``--num-classes`` classes (text encoding is timed separately,
+per prompt), and runs ``predict`` on random images.
 
 ``--stages`` adds the time, CPU time and minor page faults of each stage
 (backbone, pixel decoder, transformer decoder, ensemble, mask upsampling,

@@ -10,6 +10,7 @@ from mmdet.structures import SampleList
 from mmengine.logging import MessageHub
 from torch import Tensor
 
+from ..layers import OutputOnlyMultiheadAttention
 from ..utils import TextClassifier, get_classification_logits, mask_pool
 
 
@@ -62,6 +63,12 @@ class FCCLIPHead(Mask2FormerHead):
             nn.Linear(feat_channels, embed_dims))
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
         self.embed_dims = embed_dims
+        # at inference, attention without the weights mmcv discards (same
+        # parameters and state dict)
+        for layer in self.transformer_decoder.layers:
+            for attention in (layer.self_attn, layer.cross_attn):
+                attention.attn = OutputOnlyMultiheadAttention.from_module(
+                    attention.attn)
 
     def _forward_head(self,
                       decoder_out: Tensor,
@@ -188,8 +195,9 @@ class FCCLIPHead(Mask2FormerHead):
                 cross_attn_mask=attn_mask,
                 query_key_padding_mask=None,
                 key_padding_mask=None)
+            next_size = memories[(i + 1) % num_levels].shape[-2:]
             prediction = self._forward_head(
-                query, mask_features, memories[(i + 1) % num_levels].shape[-2:],
+                query, mask_features, next_size,
                 full_mask=not last_only or i == num_layers - 1)
         class_inputs.append(prediction[0])
         mask_preds.append(prediction[1])

@@ -189,9 +189,12 @@ def deformable_sampling_gather(value: Tensor,
     ``head_dims`` channels ``h * w`` floats apart), a stack of the levels and
     a product with the attention weights. The terms are the same; their
     order of summation differs, so the output differs by float rounding
-    (relative 7e-7, ``tests/test_ms_deform_attn.py``; effect on the
-    predictions in docs/fidelity.md). Measured per encoder layer at
-    640 x 640 input on a 2-core CPU: docs/benchmarks.md.
+    (relative 7e-7, ``tests/test_inference_speed.py``; effect on the
+    predictions in docs/fidelity.md). Each level gets a border of zeros and
+    the locations are clamped to it, so that a neighbour outside the map
+    reads a zero instead of being masked (a location further out than the
+    border has weight 0 on its in-map neighbours, as before the clamp).
+    Measured on a 2-core CPU: docs/benchmarks.md.
 
     Args:
         value (Tensor): (bs, num_keys, num_heads, head_dims), the levels'
@@ -208,52 +211,62 @@ def deformable_sampling_gather(value: Tensor,
     Returns:
         Tensor: (bs, num_queries, num_heads * head_dims).
     """
-    bs, num_keys, num_heads, head_dims = value.shape
+    bs, _, num_heads, head_dims = value.shape
     _, num_queries, _, num_levels, num_points, _ = locations.shape
-    # int32 indices: the largest row index is bs * num_keys * num_heads
-    index_dtype = torch.int32 if bs * num_keys * num_heads < 2**31 \
-        else torch.int64
-    shapes = spatial_shapes.to(device=value.device, dtype=torch.int64)
-    size_xy = shapes.flip(-1).to(index_dtype)[:, None, :]  # (L, 1, 2): w, h
-    starts = torch.cat([shapes.new_zeros(1),
-                        (shapes[:, 0] * shapes[:, 1]).cumsum(0)[:-1]])
-    # row of (level start, head) in value.reshape(-1, head_dims): (M, L, 1)
-    base = (starts.to(index_dtype)[None, :, None] * num_heads + torch.arange(
-        num_heads, dtype=index_dtype, device=value.device)[:, None, None])
-    line = size_xy[..., 0:1] * num_heads  # rows per line of a level (L, 1)
-    rows_table = value.reshape(-1, head_dims)
+    shapes = [(int(h), int(w)) for h, w in spatial_shapes]
+    # (bs, sum of (h + 2) * (w + 2), num_heads, head_dims)
+    padded = torch.cat([
+        F.pad(v.view(bs, h, w, num_heads, head_dims),
+              (0, 0, 0, 0, 1, 1, 1, 1)).flatten(1, 2)
+        for v, (h, w) in zip(value.split([h * w for h, w in shapes], 1),
+                             shapes)
+    ], 1)
+    num_rows = padded.shape[1] * num_heads
+    index_dtype = torch.int32 if bs * num_rows < 2**24 else torch.int64
+    # Row arithmetic runs in the locations' float dtype (exact below 2**24
+    # rows), then one conversion to int; larger inputs in float64.
+    dtype = locations.dtype if index_dtype == torch.int32 else torch.float64
+    device = value.device
+    size_xy = torch.tensor([(w, h) for h, w in shapes], dtype=dtype,
+                           device=device)[:, None]  # (L, 1, 2)
+    starts = [0]
+    for h, w in shapes[:-1]:
+        starts.append(starts[-1] + (h + 2) * (w + 2))
+    # rows per line of each padded level, (L, 1)
+    line = (size_xy[..., 0] + 2) * num_heads
+    # row of pixel (0, 0) of each (head, level) in the padded table, (M, L, 1)
+    origin = (torch.tensor(starts, dtype=dtype, device=device)[:, None] *
+              num_heads + line + num_heads + torch.arange(
+                  num_heads, dtype=dtype, device=device)[:, None, None])
+    # the four neighbours: (x0, y0), (x0 + 1, y0), (x0, y0 + 1), (x0 + 1,
+    # y0 + 1), (L, 1, 4)
+    corners = torch.stack([torch.zeros_like(line), line.new_full(
+        line.shape, num_heads), line, line + num_heads], -1)
+    table = padded.reshape(-1, head_dims)
     per_query = bs * num_heads * num_levels * num_points * 4 * 8
     block = max(1, chunk_bytes // per_query)
     outputs = []
     for start in range(0, num_queries, block):
-        loc = locations[:, start:start + block]
+        loc = locations[:, start:start + block].to(dtype)
         n = loc.shape[1]
-        xy = loc * size_xy.to(loc.dtype) - 0.5
-        xy0 = xy.floor()
+        xy = torch.minimum((loc * size_xy - 0.5).clamp_(min=-1), size_xy)
+        xy0 = torch.minimum(xy.floor(), size_xy - 1)  # in [-1, size - 1]
         frac = xy - xy0
-        i0 = xy0.to(index_dtype)
-        # bilinear weights of the lower and upper neighbour along x and y,
-        # zero where the neighbour is outside the map
-        w0 = (1 - frac) * ((i0 >= 0) & (i0 < size_xy))
-        w1 = frac * ((i0 >= -1) & (i0 < size_xy - 1))
-        i1 = torch.minimum((i0 + 1).clamp(min=0), size_xy - 1)
-        i0 = torch.minimum(i0.clamp(min=0), size_xy - 1)
-        wx = torch.stack([w0[..., 0], w1[..., 0]], -1)
-        wy = torch.stack([w0[..., 1], w1[..., 1]], -1)
-        ix = torch.stack([i0[..., 0], i1[..., 0]], -1)
-        iy = torch.stack([i0[..., 1], i1[..., 1]], -1)
-        # (bs, n, M, L, P, 2 (y), 2 (x))
-        corner_weights = (wy * weights[:, start:start + block, ..., None]
-                          )[..., :, None] * wx[..., None, :]
-        rows = ((iy * line)[..., :, None] + (ix * num_heads)[..., None, :] +
-                base[..., None, None])
+        rows = xy0[..., 1] * line + xy0[..., 0] * num_heads + origin
+        rows = (rows[..., None] + corners).to(index_dtype)
         if bs > 1:
             rows = rows + (torch.arange(
-                bs, dtype=index_dtype, device=value.device) *
-                           (num_keys * num_heads)).view(bs, 1, 1, 1, 1, 1, 1)
+                bs, dtype=index_dtype, device=device) * num_rows).view(
+                    bs, 1, 1, 1, 1, 1)
+        attn = weights[:, start:start + block].to(dtype)
+        fx, fy = frac[..., 0], frac[..., 1]
+        wy = torch.stack([(1 - fy) * attn, fy * attn], -1)
+        wx = torch.stack([1 - fx, fx], -1)
+        corner_weights = (wy[..., :, None] * wx[..., None, :]).to(
+            value.dtype)
         out = F.embedding_bag(
             rows.reshape(bs * n * num_heads, -1),
-            rows_table,
+            table,
             per_sample_weights=corner_weights.reshape(bs * n * num_heads, -1),
             mode='sum')
         outputs.append(out.view(bs, n, num_heads * head_dims))

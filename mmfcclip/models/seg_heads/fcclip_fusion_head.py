@@ -34,12 +34,12 @@ class FCCLIPFusionHead(MaskFormerFusionHead):
     - panoptic inference gives mmdet's :meth:`panoptic_postprocess` map
       with ``filter_low_score=True`` (a segment keeps only its assigned
       pixels with sigmoid >= 0.5, as the official code does), computed by
-      :func:`.panoptic_segments.panoptic_inference`: one ``bincount`` per
-      quantity instead of mmdet's four full-size passes per query (the
-      speed-up is measured in docs/benchmarks.md; the equality with mmdet is
-      tested). It gives the official segmentation; thing instance ids can
-      be numbered differently (mmdet also counts a segment whose filtered
-      mask is empty), which no metric reads;
+      :class:`.panoptic_segments.PanopticAccumulator`: running reductions
+      and one ``bincount`` per quantity instead of mmdet's four full-size
+      passes per query (the speed-up is measured in docs/benchmarks.md; the
+      equality with mmdet is tested). It gives the official segmentation;
+      thing instance ids can be numbered differently (mmdet also counts a
+      segment whose filtered mask is empty), which no metric reads;
     - instances are the top ``max_per_image`` (query, class) pairs over all
       classes when panoptic inference is off, things only when it is on
       (mmdet: always things only, and it fails when fewer than
@@ -49,7 +49,11 @@ class FCCLIPFusionHead(MaskFormerFusionHead):
     - ``test_cfg.sem_seg_postprocess_before_inference`` (True by default,
       forced when panoptic or instance inference is on) chooses whether
       per-query masks are resized to the original image before inference,
-      or the semantic score map after it.
+      or the semantic score map after it;
+    - :meth:`predict` takes the masks at stride 4 and upsamples them itself,
+      a block of queries at a time, running every task on each block
+      (:meth:`_infer`); mmdet's ``MaskFormer.predict`` upsamples all of them
+      before its fusion head. Masks at the padded size work too.
 
     Panoptic output: ``class + instance_id * INSTANCE_OFFSET`` for things,
     ``class`` for stuff, ``num_classes`` (the vocabulary size) for void; a
