@@ -11,7 +11,8 @@ from mmengine.logging import MessageHub
 from torch import Tensor
 
 from ..layers import OutputOnlyMultiheadAttention
-from ..utils import TextClassifier, get_classification_logits, mask_pool
+from ..utils import (TextClassifier, get_classification_logits, is_tracing,
+                     mask_pool)
 
 
 @MODELS.register_module()
@@ -101,7 +102,7 @@ class FCCLIPHead(Mask2FormerHead):
         decoder_out = self.transformer_decoder.post_norm(decoder_out)
         mask_embed = self.mask_embed(decoder_out)
         mask_pred = None
-        tracing = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+        tracing = is_tracing()
         # (not in a trace: the pixels would be fixed to the traced size)
         sampled = None if full_mask or tracing else _bilinear_taps(
             mask_feature.shape[-2:], attn_mask_target_size,

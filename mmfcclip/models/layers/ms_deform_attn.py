@@ -7,6 +7,8 @@ from mmcv.ops.multi_scale_deform_attn import (
     MultiScaleDeformableAttnFunction, multi_scale_deformable_attn_pytorch)
 from torch import Tensor
 
+from ..utils import is_tracing
+
 # Largest temporary of the chunked CPU path, in bytes. glibc serves blocks
 # above its mmap threshold (at most 32 MiB) with fresh pages that are
 # faulted in on every use; below it, freed blocks are reused.
@@ -79,8 +81,7 @@ class FallbackMSDeformAttn(MultiScaleDeformableAttention):
             output = MultiScaleDeformableAttnFunction.apply(
                 value, spatial_shapes, level_start_index, locations, weights,
                 self.im2col_step)
-        elif value.device.type == 'cpu' and not (
-                torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()):
+        elif value.device.type == 'cpu' and not is_tracing():
             # (an export traces mmcv's function: the number of blocks
             # would be fixed to the traced shape)
             if torch.is_grad_enabled():

@@ -4,6 +4,8 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from ..utils import is_tracing
+
 
 class OutputOnlyMultiheadAttention(nn.MultiheadAttention):
     """``nn.MultiheadAttention`` that, at inference, skips the attention
@@ -34,8 +36,7 @@ class OutputOnlyMultiheadAttention(nn.MultiheadAttention):
                 is_causal: bool = False) -> Tuple[Tensor, Optional[Tensor]]:
         """See :meth:`nn.MultiheadAttention.forward`; without autograd the
         weights are not computed (None)."""
-        if need_weights and not torch.is_grad_enabled() and not (
-                torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()):
+        if need_weights and not torch.is_grad_enabled() and not is_tracing():
             need_weights = False
         return super().forward(
             query,

@@ -11,7 +11,8 @@ from torch import Tensor
 
 from ..utils import chunked_argmax
 from .instance_segments import InstanceAccumulator
-from .panoptic_segments import PanopticAccumulator, panoptic_inference
+from .panoptic_segments import (PanopticAccumulator, panoptic_inference,
+                                queries_per_block)
 
 # Largest block of per-query full-resolution maps that inference holds at a
 # time: below glibc's largest mmap threshold (32 MiB), so the blocks are
@@ -179,7 +180,7 @@ class FCCLIPFusionHead(MaskFormerFusionHead):
         accumulator = self._instance_accumulator(mask_cls,
                                                  mask_pred.shape[-2:])
         for queries in accumulator.wanted().split(
-                self._block_queries(mask_pred.shape[-2:])):
+                queries_per_block(mask_pred.shape[-2:], _BLOCK_BYTES)):
             logits = mask_pred[queries]
             probs = logits.sigmoid() if mask_prob is None else \
                 mask_prob[queries]
@@ -192,11 +193,6 @@ class FCCLIPFusionHead(MaskFormerFusionHead):
             mask_cls, self.num_things_classes,
             self.test_cfg.get('max_per_image', 100),
             self.test_cfg.get('panoptic_on', True), size)
-
-    @staticmethod
-    def _block_queries(size: Tuple[int, int]) -> int:
-        """Queries per block of (H, W) float maps (:data:`_BLOCK_BYTES`)."""
-        return max(1, _BLOCK_BYTES // (4 * size[0] * size[1]))
 
     def predict(self,
                 mask_cls_results: Tensor,
@@ -319,7 +315,7 @@ class FCCLIPFusionHead(MaskFormerFusionHead):
         queries = torch.arange(num_queries, device=mask_cls.device)
         if panoptic is None and all_probs is None and instance is not None:
             queries = instance.wanted()
-        for block in queries.split(self._block_queries(size)):
+        for block in queries.split(queries_per_block(size, _BLOCK_BYTES)):
             logits = masks(block)
             if all_probs is None:
                 probs = logits.sigmoid()

@@ -35,7 +35,10 @@ from torch import Tensor
 
 from ..utils import RunningArgmax
 
-__all__ = ['instance_offset_for', 'panoptic_inference', 'PanopticAccumulator']
+__all__ = [
+    'instance_offset_for', 'panoptic_inference', 'PanopticAccumulator',
+    'queries_per_block'
+]
 
 
 def instance_offset_for(num_classes: int) -> int:
@@ -197,6 +200,12 @@ class PanopticAccumulator:
                           segments_info=segments_info))
 
 
+def queries_per_block(size: Tuple[int, int], block_bytes: int) -> int:
+    """Queries whose float (H, W) maps take at most ``block_bytes`` (at
+    least 1)."""
+    return max(1, block_bytes // (4 * size[0] * size[1]))
+
+
 @torch.no_grad()
 def panoptic_inference(mask_cls: Tensor,
                        mask_pred: Tensor,
@@ -234,7 +243,7 @@ def panoptic_inference(mask_cls: Tensor,
     accumulator = PanopticAccumulator(mask_cls, num_things_classes,
                                       num_classes, test_cfg, (h, w))
     queries = torch.arange(num_queries, device=mask_pred.device)
-    for block in queries.split(max(1, block_bytes // (4 * h * w))):
+    for block in queries.split(queries_per_block((h, w), block_bytes)):
         probs = mask_pred[block].sigmoid() if mask_prob is None else \
             mask_prob[block]
         accumulator.update(block, probs)
