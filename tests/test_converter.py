@@ -184,19 +184,32 @@ def test_empty_file(tmp_path):
 
 def test_random_bytes(tmp_path):
     path = tmp_path / 'noise.pth'
-    path.write_bytes(os.urandom(4096).replace(b'\x80', b'\x00')
-                     .replace(b'PK', b'pk'))
+    noise = torch.randint(0, 256, (4096, ),
+                          generator=torch.Generator().manual_seed(0),
+                          dtype=torch.uint8).numpy().tobytes()
+    path.write_bytes(noise.replace(b'\x80', b'\x00').replace(b'PK', b'pk'))
     with pytest.raises(conv.ConversionError,
                        match=r'noise.pth: not a PyTorch checkpoint'):
         conv.load_official_checkpoint(str(path))
 
 
 def test_random_bytes_that_look_like_a_pickle(tmp_path):
-    path = tmp_path / 'noise.pth'
-    path.write_bytes(b'\x80' + os.urandom(4096))
-    with pytest.raises(conv.ConversionError,
-                       match=r'noise.pth: not a readable PyTorch checkpoint'):
-        conv.load_official_checkpoint(str(path))
+    """Seeded noise behind a pickle's first byte: the unpickler fails in
+    several ways (UnpicklingError, IndexError, KeyError, ...); each is one
+    clear error naming the file."""
+    import random
+    causes = set()
+    for seed in range(60):
+        rng = random.Random(seed)
+        path = tmp_path / f'noise{seed}.pth'
+        path.write_bytes(b'\x80' + bytes(rng.getrandbits(8)
+                                          for _ in range(4096)))
+        with pytest.raises(conv.ConversionError,
+                           match=rf'noise{seed}.pth: not a readable PyTorch '
+                           r'checkpoint') as info:
+            conv.load_official_checkpoint(str(path))
+        causes.add(type(info.value.__cause__).__name__)
+    assert {'UnpicklingError', 'IndexError', 'KeyError'} <= causes, causes
 
 
 @pytest.mark.parametrize('fraction', [0.5, 0.99])

@@ -219,7 +219,9 @@ def load_official_checkpoint(path: str) -> Tuple[StateDict, dict]:
         raise ConversionError(
             f'{path}: not a readable PyTorch checkpoint (truncated, or not '
             f'written by torch.save): {_first_line(e)}') from e
-    except (EOFError, RuntimeError, ValueError) as e:
+    except (EOFError, RuntimeError, ValueError, IndexError, KeyError) as e:
+        # (bytes that are not a pickle also make the unpickler fail with
+        # IndexError or KeyError: an empty stack, an unknown memo key)
         raise ConversionError(
             f'{path}: not a readable PyTorch checkpoint (truncated, or not '
             f'written by torch.save): {type(e).__name__}: '
