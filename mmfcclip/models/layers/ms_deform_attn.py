@@ -90,7 +90,8 @@ class FallbackMSDeformAttn(MultiScaleDeformableAttention):
                     value, spatial_shapes, locations, weights)
             else:
                 # inference: the same sum in another order (float noise,
-                # docs/fidelity.md), 2x faster on CPU
+                # docs/fidelity.md), 3x faster per layer on a 2-core CPU
+                # (docs/benchmarks.md)
                 output = deformable_sampling_gather(
                     value, spatial_shapes, locations, weights)
         else:
